@@ -1,0 +1,370 @@
+"""The TOML configuration file (decisions §2): defaults, command-line overrides, validation.
+
+Every mistake is an error at start, never silently ignored: an unknown key may be a typo in a
+safety setting such as ``wiring_max_amps_all_twcs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+ETC_CONFIG_PATH = Path("/etc/twcmanager/twcmanager.toml")
+CHECKOUT_CONFIG_PATH = REPO_ROOT / "etc" / "twcmanager.toml"
+ENV_VAR = "TWCMANAGER_CONFIG"
+SETTINGS_FILE_NAME = "TWCManagerSettings.txt"
+
+# No Gen2 Wall Connector is rated above 80 A; 5 A is the lowest offer a car accepts (protocol 1).
+GEN2_MAX_AMPS = 80
+MIN_OFFER_AMPS = 5
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message says where, what is wrong and what is expected."""
+
+
+@dataclass(frozen=True)
+class TwcConfig:
+    serial_port: str = "/dev/ttyUSB0"
+    baud: int = 9600
+    wiring_max_amps_all_twcs: int = 16
+    wiring_max_amps_per_twc: int = 16
+    min_amps_per_twc: int = 6
+    master_id: int = 0x7777
+    master_sign: int = 0x77
+    reopen_interval_s: float = 3.0
+    slave_timeout_s: float = 26.0
+
+
+@dataclass(frozen=True)
+class GreenConfig:
+    command: str = "solaredge -grid"
+    interval_s: float = 30.0
+    # Whole local hours, as the original compared them with the clock's hour.
+    start_hour: int = 6
+    end_hour: int = 20
+    volts: float = 230.0
+    phases: int = 3
+    amps_offset: float = 0.0
+    stale_after_s: float = 120.0
+
+    @property
+    def watts_per_amp(self) -> float:
+        return self.volts * self.phases
+
+
+@dataclass(frozen=True)
+class IpcConfig:
+    path: str = ""  # empty = the TWCManager package directory, see ipc_path()
+
+
+@dataclass(frozen=True)
+class SettingsConfig:
+    file: str = ""  # empty = TWCManagerSettings.txt in the package directory, see settings_path()
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class SolarEdgeConfig:
+    host: str = "127.0.0.1"
+    port: int = 1502
+    unit: int = 1
+    timeout_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    file: str = ""  # empty = no log file
+    level: str = "info"
+    max_bytes: int = 1_000_000
+    backups: int = 3
+
+    @property
+    def level_number(self) -> int:
+        return logging.getLevelNamesMapping()[self.level.upper()]
+
+
+@dataclass(frozen=True)
+class Config:
+    twc: TwcConfig = field(default_factory=TwcConfig)
+    green: GreenConfig = field(default_factory=GreenConfig)
+    ipc: IpcConfig = field(default_factory=IpcConfig)
+    settings: SettingsConfig = field(default_factory=SettingsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    solaredge: SolarEdgeConfig = field(default_factory=SolarEdgeConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    # The file this came from (None = built-in defaults); not part of equality.
+    source: Path | None = field(default=None, compare=False)
+
+
+_SECTIONS: dict[str, type] = {
+    "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
+    "web": WebConfig, "solaredge": SolarEdgeConfig, "log": LogConfig,
+}
+# Path-valued keys: relative values are taken relative to the config file (or the current
+# directory for command-line overrides), so the meaning does not depend on where we were started.
+_PATH_KEYS = {("ipc", "path"), ("settings", "file"), ("log", "file")}
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def ipc_path(cfg: Config) -> Path:
+    """The directory given to ftok(); the package directory by default, like the original."""
+    return Path(cfg.ipc.path) if cfg.ipc.path else PACKAGE_DIR
+
+
+def settings_path(cfg: Config) -> Path:
+    """The settings file; TWCManagerSettings.txt next to the code by default, like the original."""
+    return Path(cfg.settings.file) if cfg.settings.file else PACKAGE_DIR / SETTINGS_FILE_NAME
+
+
+def find_config_path(cli_path: str | os.PathLike | None, environ: Mapping[str, str],
+                     etc_path: Path = ETC_CONFIG_PATH,
+                     checkout_path: Path = CHECKOUT_CONFIG_PATH) -> Path | None:
+    """--config, else $TWCMANAGER_CONFIG, else /etc/twcmanager/twcmanager.toml, else the checkout's
+    etc/twcmanager.toml; None if none exists (built-in defaults). A path named explicitly (option or
+    environment) that does not exist is an error rather than a silent fall-back."""
+    if cli_path is not None and str(cli_path) != "":
+        path = Path(cli_path).expanduser()
+        if not path.exists():
+            raise ConfigError(f"{path}: configuration file given with --config does not exist")
+        return path
+    env = environ.get(ENV_VAR, "")
+    if env:
+        path = Path(env).expanduser()
+        if not path.exists():
+            raise ConfigError(f"{path}: configuration file named by ${ENV_VAR} does not exist")
+        return path
+    for path in (Path(etc_path), Path(checkout_path)):
+        if path.exists():
+            return path
+    return None
+
+
+def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read the TOML file (None = defaults only), apply dotted-key overrides such as
+    {"twc.serial_port": "/dev/pts/3"} (a None value means "not given"), validate everything.
+    Raises ConfigError listing every problem found."""
+    errors: list[str] = []
+    values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    where = "built-in defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        _read_file(path, values, errors)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        _apply_override(dotted, value, values, errors)
+    if errors:
+        raise ConfigError(_join(where, errors))
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        try:
+            sections[name] = cls(**values[name])
+        except TypeError as e:  # cannot happen after the checks above; kept as a clear message
+            errors.append(f"[{name}]: {e}")
+    if errors:
+        raise ConfigError(_join(where, errors))
+    cfg = Config(**sections, source=path)
+    errors.extend(_check_ranges(cfg))
+    if errors:
+        raise ConfigError(_join(where, errors))
+    return cfg
+
+
+def find_and_load_config(cli_path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None,
+                         environ: Mapping[str, str] | None = None) -> Config:
+    """find_config_path + load_config, as every program's start-up does."""
+    return load_config(find_config_path(cli_path, os.environ if environ is None else environ),
+                       overrides)
+
+
+def _join(where: str, errors: list[str]) -> str:
+    if len(errors) == 1:
+        return f"{where}: {errors[0]}"
+    return f"{where}: {len(errors)} configuration errors:\n  " + "\n  ".join(errors)
+
+
+def _read_file(path: Path, values: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        errors.append(f"TOML syntax error: {e}")
+        return
+    except UnicodeDecodeError as e:
+        errors.append(f"not valid UTF-8 text ({e}); a TOML file must be UTF-8")
+        return
+    except OSError as e:
+        errors.append(f"cannot read the configuration file: {e.strerror or e}")
+        return
+    base = path.resolve().parent
+    for section, table in data.items():
+        if section not in _SECTIONS:
+            errors.append(f"unknown section [{section}]; valid sections are "
+                          + ", ".join(f"[{s}]" for s in _SECTIONS))
+            continue
+        if not isinstance(table, dict):
+            errors.append(f"{section} must be a table ([{section}]), got {_describe(table)}")
+            continue
+        for key, value in table.items():
+            converted = _convert(section, key, value, errors, from_text=False)
+            if converted is not _INVALID:
+                if (section, key) in _PATH_KEYS and converted:
+                    converted = str(base / Path(converted).expanduser())
+                values[section][key] = converted
+
+
+def _apply_override(dotted: str, value: Any, values: dict[str, dict[str, Any]],
+                    errors: list[str]) -> None:
+    section, _, key = str(dotted).partition(".")
+    if section not in _SECTIONS or not key:
+        errors.append(f"override {dotted!r}: unknown setting; expected section.key with a section "
+                      "among " + ", ".join(_SECTIONS))
+        return
+    # Command-line values may arrive as text ("8081"); they are converted to the key's type.
+    converted = _convert(section, key, value, errors, from_text=isinstance(value, str),
+                         origin="override ")
+    if converted is _INVALID:
+        return
+    if (section, key) in _PATH_KEYS and converted:
+        converted = str(Path(converted).expanduser().absolute())
+    values[section][key] = converted
+
+
+_INVALID = object()
+
+
+def _convert(section: str, key: str, value: Any, errors: list[str], from_text: bool,
+             origin: str = "") -> Any:
+    fields = {f.name: f for f in dataclasses.fields(_SECTIONS[section])}
+    name = f"{origin}{section}.{key}"
+    if key not in fields:
+        errors.append(f"{name}: unknown key; valid keys in [{section}] are " + ", ".join(fields))
+        return _INVALID
+    kind = fields[key].type
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        errors.append(f"{name} = {value!r}: expected a string, got {_describe(value)}")
+        return _INVALID
+    if from_text:
+        try:
+            value = int(value.strip(), 0) if kind == "int" else float(value)
+        except ValueError:
+            pass  # falls through to the type message below
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        errors.append(f"{name} = {value!r}: expected a whole number, got {_describe(value)}")
+        return _INVALID
+    if kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                errors.append(f"{name} = {value!r}: expected a finite number")
+                return _INVALID
+            return float(value)
+        errors.append(f"{name} = {value!r}: expected a number, got {_describe(value)}")
+        return _INVALID
+    raise AssertionError(f"no converter for {kind}")  # a new field type needs a branch here
+
+
+def _describe(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_ranges(cfg: Config) -> list[str]:
+    e: list[str] = []
+    t, g = cfg.twc, cfg.green
+
+    if not t.serial_port:
+        e.append("twc.serial_port is empty; expected a device such as /dev/ttyUSB0")
+    if t.baud <= 0:
+        e.append(f"twc.baud = {t.baud}: expected a positive baud rate (TWCs use 9600)")
+    for key in ("wiring_max_amps_all_twcs", "wiring_max_amps_per_twc", "min_amps_per_twc"):
+        amps = getattr(t, key)
+        if amps <= 0:
+            e.append(f"twc.{key} = {amps}: expected a positive number of amps")
+    if t.wiring_max_amps_per_twc > GEN2_MAX_AMPS:
+        e.append(f"twc.wiring_max_amps_per_twc = {t.wiring_max_amps_per_twc}: no Gen2 Wall "
+                 f"Connector is rated above {GEN2_MAX_AMPS} A; expected 1..{GEN2_MAX_AMPS}")
+    if 0 < t.min_amps_per_twc < MIN_OFFER_AMPS:
+        e.append(f"twc.min_amps_per_twc = {t.min_amps_per_twc}: cars do not charge below "
+                 f"{MIN_OFFER_AMPS} A; expected at least {MIN_OFFER_AMPS}")
+    # decisions §4.8: a minimum the wiring can never give is refused at start.
+    for key in ("wiring_max_amps_per_twc", "wiring_max_amps_all_twcs"):
+        limit = getattr(t, key)
+        if t.min_amps_per_twc > limit > 0:
+            e.append(f"twc.min_amps_per_twc ({t.min_amps_per_twc} A) is above twc.{key} "
+                     f"({limit} A): a car could never be offered its minimum; lower "
+                     "min_amps_per_twc or fix the wiring limits")
+    if not 0x0001 <= t.master_id <= 0xFFFE:
+        e.append(f"twc.master_id = {t.master_id:#x}: expected a TWC id 0x0001..0xFFFE "
+                 "(default 0x7777)")
+    if not 0 <= t.master_sign <= 0xFF:
+        e.append(f"twc.master_sign = {t.master_sign}: expected one byte 0..255 (default 0x77)")
+    for key in ("reopen_interval_s", "slave_timeout_s"):
+        if getattr(t, key) <= 0:
+            e.append(f"twc.{key} = {getattr(t, key)}: expected a positive number of seconds")
+
+    if not g.command.strip():
+        e.append("green.command is empty; expected the command that prints the grid export in W "
+                 "(default \"solaredge -grid\")")
+    for key in ("interval_s", "stale_after_s"):
+        if getattr(g, key) <= 0:
+            e.append(f"green.{key} = {getattr(g, key)}: expected a positive number of seconds")
+    if 0 < g.stale_after_s < g.interval_s:
+        e.append(f"green.stale_after_s ({g.stale_after_s} s) is shorter than green.interval_s "
+                 f"({g.interval_s} s): every reading would expire before the next one; expected "
+                 "stale_after_s >= interval_s")
+    hours_ok = True
+    for key in ("start_hour", "end_hour"):
+        hour = getattr(g, key)
+        if not 0 <= hour <= 24:
+            hours_ok = False
+            e.append(f"green.{key} = {hour}: expected an hour of the day 0..24")
+    if hours_ok and g.start_hour >= g.end_hour:
+        e.append(f"green.start_hour ({g.start_hour}) is not before green.end_hour ({g.end_hour}); "
+                 "expected start_hour < end_hour (the green window does not cross midnight)")
+    if g.volts <= 0:
+        e.append(f"green.volts = {g.volts}: expected a positive voltage (230 in Europe)")
+    if g.phases not in (1, 3):
+        e.append(f"green.phases = {g.phases}: expected 1 or 3")
+
+    for section, port in (("web", cfg.web.port), ("solaredge", cfg.solaredge.port)):
+        if not 1 <= port <= 65535:
+            e.append(f"{section}.port = {port}: expected a TCP port 1..65535")
+    if not cfg.web.host:
+        e.append("web.host is empty; expected an address such as 0.0.0.0 or 127.0.0.1")
+    if not cfg.solaredge.host:
+        e.append("solaredge.host is empty; expected the inverter's address")
+    if not 1 <= cfg.solaredge.unit <= 247:
+        e.append(f"solaredge.unit = {cfg.solaredge.unit}: expected a Modbus unit id 1..247")
+    if cfg.solaredge.timeout_s <= 0:
+        e.append(f"solaredge.timeout_s = {cfg.solaredge.timeout_s}: expected a positive number "
+                 "of seconds")
+
+    if cfg.log.level.lower() not in _LEVELS:
+        e.append(f"log.level = {cfg.log.level!r}: not a logging level; expected one of "
+                 + ", ".join(_LEVELS))
+    if cfg.log.max_bytes < 0:
+        e.append(f"log.max_bytes = {cfg.log.max_bytes}: expected 0 (no rotation) or more bytes")
+    if cfg.log.backups < 0:
+        e.append(f"log.backups = {cfg.log.backups}: expected 0 or more")
+    return e

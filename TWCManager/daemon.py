@@ -1,0 +1,128 @@
+"""Composition root: wires config, settings, the master engine and the RS-485 line.
+
+One thread owns the master. Everything else (the serial reader, later the IPC
+server) posts events to its inbox; the loop sleeps until the next deadline or
+the next event, so an idle daemon costs almost nothing.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from datetime import datetime
+from typing import Callable
+
+from . import bus, policy
+from .config import Config, settings_path
+from .green import GreenSource, NoGreenSource
+from .master import Master, MasterTiming
+from .settings import SettingsSaveError, load_settings, save_settings
+
+log = logging.getLogger("TWCManager.daemon")
+
+CALL = "call"
+STOP = "stop"
+
+
+def limits_from(cfg: Config) -> policy.Limits:
+    return policy.Limits(
+        wiring_max_amps_all_twcs=float(cfg.twc.wiring_max_amps_all_twcs),
+        wiring_max_amps_per_twc=float(cfg.twc.wiring_max_amps_per_twc),
+        min_amps_per_twc=float(cfg.twc.min_amps_per_twc))
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, holds: policy.Holds = policy.Holds(),
+                 timing: MasterTiming | None = None,
+                 wall: Callable[[], datetime] = datetime.now,
+                 green: GreenSource | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self._monotonic = monotonic
+        self.settings_file = settings_path(cfg)
+        settings, problems = load_settings(self.settings_file)
+        for problem in problems:
+            log.warning("Settings %s: %s", self.settings_file, problem)
+        self.green = green or NoGreenSource()
+        self.inbox: queue.Queue[tuple] = queue.Queue()
+        self.master = Master(
+            limits=limits_from(cfg), settings=settings, green_amps=self.green.available_amps,
+            wall=wall, master_id=cfg.twc.master_id, master_sign=cfg.twc.master_sign,
+            holds=holds,
+            timing=timing or MasterTiming(slave_timeout_s=cfg.twc.slave_timeout_s),
+            green_hours=(int(cfg.green.start_hour), int(cfg.green.end_hour)),
+            on_settings_changed=self._save_settings)
+        self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
+                                   reopen_interval_s=cfg.twc.reopen_interval_s)
+        self.save_errors = 0
+        self._running = False
+
+    # ------------------------------------------------------------ outside API
+
+    def call(self, fn: Callable[[Master, float], list[bytes] | None]) -> None:
+        """Run fn(master, now) on the loop thread; frames it returns are sent."""
+        self.inbox.put((CALL, fn, self._monotonic()))
+
+    def stop(self) -> None:
+        self.inbox.put((STOP, None, self._monotonic()))
+
+    def save_settings_now(self, reason: str) -> None:
+        self._save_settings(reason)
+
+    # ------------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        log.info("TWCManager master %04X on %s; settings in %s", self.master.master_id,
+                 self.cfg.twc.serial_port, self.settings_file)
+        self._running = True
+        self.master.start(self._monotonic())
+        self.link.start()
+        try:
+            while self._running:
+                timeout_s = self.master.next_deadline() - self._monotonic()
+                try:
+                    event = self.inbox.get(timeout=min(max(timeout_s, 0.0), 60.0))
+                except queue.Empty:
+                    event = None
+                while event is not None and self._running:
+                    self._guarded(self._handle, event)
+                    try:
+                        event = self.inbox.get_nowait()
+                    except queue.Empty:
+                        event = None
+                self._guarded(self._tick)
+        finally:
+            self.link.stop()
+            log.info("TWCManager stopped")
+
+    def _guarded(self, fn: Callable, *args) -> None:
+        # No exception may stall the bus (the original slept 5 s after one, §4).
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("Internal error; carrying on")
+
+    def _tick(self) -> None:
+        self.link.write(self.master.on_tick(self._monotonic()))
+
+    def _handle(self, event: tuple) -> None:
+        kind, payload, _at = event
+        now = self._monotonic()
+        if kind == bus.RX:
+            self.link.write(self.master.on_bytes(payload, now))
+        elif kind == CALL:
+            self.link.write(payload(self.master, now) or [])
+        elif kind == bus.LINK_UP:
+            if payload > 1:
+                self.master.link_restored(now)
+        elif kind == bus.LINK_DOWN:
+            pass  # logged by the link; slaves time out on their own after 26 s
+        elif kind == STOP:
+            self._running = False
+
+    def _save_settings(self, reason: str) -> None:
+        try:
+            save_settings(self.settings_file, self.master.settings)
+        except SettingsSaveError as exc:
+            self.save_errors += 1
+            log.error("Could not save settings (%s): %s", reason, exc)

@@ -1,0 +1,387 @@
+"""The RS-485 master engine (twc-protocol.md §4, §5.1; decisions.md §3–§4).
+
+No I/O and no clock reads: the daemon feeds bytes and ticks with `now`
+(monotonic seconds) and writes the frames returned. Wall-clock rules read the
+injected `wall()` (local datetime).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from . import consolelog, messages, policy
+from .messages import (KwhReport, MasterHeartbeat, MasterLinkready1, MasterLinkready2,
+                       SlaveHeartbeat, SlaveLinkready)
+from .protocol import FrameDecoder, encode_frame
+from .settings import Settings
+from .slave import SlaveTWC
+
+log = logging.getLogger("TWCManager.master")
+
+# Messages getLastTWCMsgResponse skips: routine traffic, not a debug reply (§8.6).
+# Below DEBUG: every decoded frame (the SHB lines at DEBUG already show heartbeats).
+TRACE = 5
+
+ROUTINE_TYPES = frozenset({0xFBE0, 0xFDE0, 0xFCE1, 0xFBE2, 0xFDE2, 0xFBEB, 0xFDEB})
+
+
+@dataclass(frozen=True)
+class MasterTiming:
+    heartbeat_interval_s: float = 1.0   # one heartbeat per second, round-robin
+    linkready_interval_s: float = 0.1
+    linkready_count: int = 5            # ×5 linkready1 then ×5 linkready2
+    slave_timeout_s: float = 26.0
+    max_slaves: int = 3
+    pool_interval_s: float = 1.0        # the policy's own clock (decisions.md §4.7)
+    echo_window_s: float = 0.5          # adapters that echo our own frames
+
+
+@dataclass
+class BusProblems:
+    other_master_id: int | None = None
+    other_master_seen_at: float | None = None
+    id_clashes: int = 0
+    unknown_messages: int = 0
+
+
+@dataclass
+class _Announce:
+    """Start-up linkready burst still to send: (frame, due time) pairs."""
+    frames: list[tuple[bytes, float]] = field(default_factory=list)
+
+
+class Master:
+    def __init__(self, *, limits: policy.Limits, settings: Settings,
+                 green_amps: Callable[[float], float | None],
+                 wall: Callable[[], datetime],
+                 master_id: int = 0x7777, master_sign: int = 0x77,
+                 holds: policy.Holds = policy.Holds(),
+                 timing: MasterTiming = MasterTiming(),
+                 green_hours: tuple[int, int] = (6, 20),
+                 on_settings_changed: Callable[[str], None] = lambda reason: None,
+                 rng: random.Random | None = None) -> None:
+        self.limits = limits
+        self.settings = settings
+        self.holds = holds
+        self.timing = timing
+        self.green_hours = green_hours
+        self.master_id = master_id
+        self.master_sign = master_sign
+        self._green_amps = green_amps
+        self._wall = wall
+        self._on_settings_changed = on_settings_changed
+        self._rng = rng or random.Random()
+
+        self.decoder = FrameDecoder()
+        self.slaves: list[SlaveTWC] = []          # round-robin order
+        self._turn = 0
+        self._last_tx_at = float("-inf")
+        self._announce = _Announce()
+        self._policy_clock = policy.Clock()
+        self._pool_at = float("-inf")
+        self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
+        self.problems = BusProblems()
+        self._recent_tx: list[tuple[bytes, float]] = []
+
+        # Debug commands (sendTWCMsg, setMasterHeartbeatData).
+        self.override_heartbeat_data: bytes | None = None
+        self.last_twc_response: bytes | None = None
+        self._awaiting_response = False
+
+    # ----------------------------------------------------------------- start-up
+
+    def start(self, now: float) -> None:
+        """Queue linkready1 ×5 then linkready2 ×5 (§4 start-up)."""
+        lr1 = messages.to_wire(MasterLinkready1(self.master_id, self.master_sign))
+        lr2 = messages.to_wire(MasterLinkready2(self.master_id, self.master_sign))
+        count, step = self.timing.linkready_count, self.timing.linkready_interval_s
+        burst = [lr1] * count + [lr2] * count
+        self._announce.frames = [(frame, now + i * step) for i, frame in enumerate(burst)]
+
+    @property
+    def announcing(self) -> bool:
+        return bool(self._announce.frames)
+
+    # ------------------------------------------------------------------ timing
+
+    def next_deadline(self) -> float:
+        deadlines = [self._pool_at + self.timing.pool_interval_s]
+        if self._announce.frames:
+            deadlines.append(self._announce.frames[0][1])
+        elif self.slaves:
+            deadlines.append(self._last_tx_at + self.timing.heartbeat_interval_s)
+        return min(deadlines)
+
+    def on_tick(self, now: float) -> list[bytes]:
+        """Everything that is due at `now`: the policy clock, linkreadies, a heartbeat."""
+        out: list[bytes] = []
+        if now >= self._pool_at + self.timing.pool_interval_s:
+            self._refresh_pool(now)
+        if self._announce.frames:
+            # One linkready per call keeps them spaced even after a stall;
+            # no heartbeats while announcing, as the original.
+            if self._announce.frames[0][1] <= now:
+                out.append(self._sent(self._announce.frames.pop(0)[0], now))
+            return out
+        if self.slaves and now >= self._last_tx_at + self.timing.heartbeat_interval_s:
+            frame = self._next_heartbeat(now)
+            if frame:
+                out.append(frame)
+        return out
+
+    def _sent(self, frame: bytes, now: float) -> bytes:
+        self._last_tx_at = now
+        self._recent_tx = [(f, t) for f, t in self._recent_tx
+                           if now - t < self.timing.echo_window_s][-8:] + [(frame, now)]
+        return frame
+
+    # -------------------------------------------------------------------- pool
+
+    def _refresh_pool(self, now: float) -> None:
+        self._pool_at = now
+        when = self._wall()
+        changes = self._policy_clock.tick(self.settings, when)
+        for change in changes:
+            log.info("%s", change.capitalize())
+        if changes:
+            self._on_settings_changed(", ".join(changes))
+        green = self._green_amps(now) if self.settings.non_scheduled_amps == -1 else None
+        decision = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours)
+        if (decision.source, decision.reason, round(decision.amps, 2)) != (
+                self.pool.source, self.pool.reason, round(self.pool.amps, 2)):
+            log.info("Pool %.2f A: %s", decision.amps, decision.reason)
+        self.pool = decision
+
+    def settings_changed(self, now: float) -> None:
+        """Call after a command changed the settings: the pool is recomputed at once
+        so the very next heartbeat carries the new offer, and idle slaves are probed
+        again (the user asked for power)."""
+        for slave in self.slaves:
+            slave.idle = False
+            slave.low_draw_since = None
+        self._refresh_pool(now)
+
+    # -------------------------------------------------------------- heartbeats
+
+    def _next_heartbeat(self, now: float) -> bytes | None:
+        while self.slaves:
+            self._turn %= len(self.slaves)
+            slave = self.slaves[self._turn]
+            self._turn += 1
+            if now - slave.last_heard_at > self.timing.slave_timeout_s:
+                log.warning("We haven't heard from slave %s for over %.0f seconds. "
+                            "Stop sending them heartbeat messages.", slave.id_hex,
+                            self.timing.slave_timeout_s)
+                self._drop(slave)
+                continue
+            return self._heartbeat(slave, now)
+        return None
+
+    def _heartbeat(self, slave: SlaveTWC, now: float) -> bytes:
+        self._refresh_pool(now)
+        others = [s for s in self.slaves if s is not slave]
+        offer = policy.offer_for(slave, others, self.pool.amps, self.limits, self.holds, now)
+        if self.override_heartbeat_data is not None:
+            data, amps = self._safe_override(slave, others)
+            offer = policy.Offer(amps, "setMasterHeartbeatData override")
+        elif slave.reported_limit_amps != offer.amps or offer.amps == 0:
+            # 05/09 with 0 A every second, not 00, avoids relay clicking (§3.1).
+            command = 0x05 if slave.protocol == 1 else 0x09
+            data = messages.heartbeat_command(command, offer.amps, slave.protocol)
+        else:
+            data = messages.NO_CHANGE(slave.protocol)
+        previous = slave.offered_amps
+        if slave.record_offer(offer.amps, now) or not slave.last_master_data:
+            log.info("Offer to %s: %d A (was %d A): %s", slave.id_hex, offer.amps,
+                     previous, offer.reason)
+        slave.last_master_data = data
+        return self._sent(messages.to_wire(
+            MasterHeartbeat(self.master_id, slave.twcid, data)), now)
+
+    def _safe_override(self, slave: SlaveTWC, others: list[SlaveTWC]) -> tuple[bytes, int]:
+        """The debug override is sent as given, except that it may not raise a limit
+        past the wiring (decisions.md §4.8 holds whatever the commands say)."""
+        length = self._data_len(slave)  # padded or cut to the slave's length (§8.6)
+        data = messages.pad_to((self.override_heartbeat_data or b"")[:length], length)
+        command = data[0]
+        asked = int.from_bytes(data[1:3], "big") / 100
+        if command in (0x05, 0x08, 0x09):
+            wanted = asked
+        elif command == 0x06:       # +2 A
+            wanted = slave.reported_limit_amps + 2
+        elif command == 0x07:       # -2 A
+            wanted = max(slave.reported_limit_amps - 2, 0)
+        else:                       # 00 no change, 02 error: the limit stays
+            return data, slave.offered_amps
+        safe = policy.clamp_offer(slave, others, wanted, "override", self.limits)
+        if safe.amps == wanted and wanted == int(wanted):
+            return data, safe.amps
+        log.warning("Heartbeat override %s would offer %.2f A to %s; sending %d A (wiring limit)",
+                    data.hex().upper(), wanted, slave.id_hex, safe.amps)
+        command = 0x05 if slave.protocol == 1 else 0x09
+        return messages.heartbeat_command(command, safe.amps, slave.protocol), safe.amps
+
+    @staticmethod
+    def _data_len(slave: SlaveTWC) -> int:
+        # Protocol 1 slaves get 7 data bytes, protocol 2 get 9 (decisions.md §4.4).
+        return 7 if slave.protocol == 1 else 9
+
+    # ---------------------------------------------------------------- receive
+
+    def on_bytes(self, data: bytes, now: float) -> list[bytes]:
+        out: list[bytes] = []
+        for raw in self.decoder.feed(data):
+            try:
+                msg = messages.parse_message(raw)
+                out.extend(self._dispatch(msg, raw, now))
+            except Exception:  # one bad message must never stop the loop
+                log.exception("Error handling message %s", raw.hex(" ").upper())
+        return out
+
+    def _dispatch(self, msg: messages.Message, raw: bytes, now: float) -> list[bytes]:
+        if self._is_echo(raw, now):
+            return []
+        if log.isEnabledFor(TRACE):
+            log.log(TRACE, "Rx %s", consolelog.describe(msg))
+        if isinstance(msg, SlaveLinkready):
+            return self._on_slave_linkready(msg, now)
+        if isinstance(msg, SlaveHeartbeat):
+            self._on_slave_heartbeat(msg, now)
+            return []
+        if isinstance(msg, KwhReport):
+            slave = self._find(msg.sender_id)
+            if slave:
+                slave.kwh, slave.volts = msg.kwh, msg.volts
+                slave.last_heard_at = now
+            return []
+        if isinstance(msg, (MasterLinkready1, MasterLinkready2, MasterHeartbeat)):
+            return self._on_other_master(msg.sender_id, now)
+        self._remember_response(raw)
+        if type(msg).__name__ == "Unknown":
+            self.problems.unknown_messages += 1
+            log.warning("Unknown message from slave: %s", raw.hex(" ").upper())
+        return []
+
+    def _is_echo(self, raw: bytes, now: float) -> bool:
+        # Some RS-485 adapters hear their own transmissions; those are not another master.
+        frame = encode_frame(raw[:-1])
+        return any(f == frame and now - t < self.timing.echo_window_s
+                   for f, t in self._recent_tx)
+
+    def _remember_response(self, raw: bytes) -> None:
+        type_code = int.from_bytes(raw[:2], "big")
+        if self._awaiting_response and type_code not in ROUTINE_TYPES:
+            self.last_twc_response = raw
+            self._awaiting_response = False
+
+    def _find(self, twcid: int) -> SlaveTWC | None:
+        return next((s for s in self.slaves if s.twcid == twcid), None)
+
+    def _on_slave_linkready(self, msg: SlaveLinkready, now: float) -> list[bytes]:
+        if msg.sender_id == self.master_id:
+            return self._id_clash(f"slave {msg.sender_id:04X} uses our ID", now)
+        slave = self._find(msg.sender_id)
+        if slave is None:
+            slave = self._register(msg, now)
+        else:
+            slave.last_heard_at = now
+            if msg.protocol and msg.protocol != slave.protocol:
+                slave.protocol = msg.protocol
+        # Answer a linkready at once with a no-change heartbeat (§4).
+        data = messages.NO_CHANGE(slave.protocol)
+        slave.last_master_data = data
+        return [self._sent(messages.to_wire(
+            MasterHeartbeat(self.master_id, slave.twcid, data)), now)]
+
+    def _register(self, msg: SlaveLinkready, now: float) -> SlaveTWC:
+        if len(self.slaves) >= self.timing.max_slaves:
+            oldest = min(self.slaves, key=lambda s: s.registered_at)
+            log.warning("More than %d slaves on the bus: dropping the oldest, %s",
+                        self.timing.max_slaves, oldest.id_hex)
+            self._drop(oldest)
+        # A 20-byte linkready gives no protocol; assume 2, whose 6 A floor is the safer.
+        slave = SlaveTWC(twcid=msg.sender_id, sign=msg.sign, protocol=msg.protocol or 2,
+                         rated_amps=msg.max_amps, registered_at=now)
+        self._check_wiring(slave)
+        self.slaves.append(slave)
+        log.info("New slave %s: protocol %d, rated %.2f A", slave.id_hex, slave.protocol,
+                 slave.rated_amps)
+        return slave
+
+    def _check_wiring(self, slave: SlaveTWC) -> None:
+        """A wiring limit above the unit's rating is a configuration error; the unit
+        is capped at its rating (decisions.md §4.8; the original capped at max/4)."""
+        if self.limits.wiring_max_amps_per_twc > slave.rated_amps:
+            problem = (f"wiring_max_amps_per_twc ({self.limits.wiring_max_amps_per_twc:g} A) "
+                       f"is above the rating of TWC {slave.id_hex} ({slave.rated_amps:g} A): "
+                       f"capping it at {slave.rated_amps:g} A; check the configuration")
+            slave.config_errors.append(problem)
+            log.error("%s", problem)
+
+    def _drop(self, slave: SlaveTWC) -> None:
+        index = self.slaves.index(slave)
+        self.slaves.remove(slave)
+        if index < self._turn:
+            self._turn -= 1
+
+    def _on_slave_heartbeat(self, msg: SlaveHeartbeat, now: float) -> None:
+        slave = self._find(msg.sender_id)
+        if slave is None:
+            log.error("Heartbeat from unknown slave %04X; waiting for its linkready",
+                      msg.sender_id)
+            return
+        if msg.receiver_id != self.master_id:
+            log.warning("Slave %s sent a heartbeat to %04X, not to us (%04X)", slave.id_hex,
+                        msg.receiver_id, self.master_id)
+            return
+        previous_state = slave.state
+        changed = slave.update_from_heartbeat(msg.state, msg.limit_amps, msg.actual_amps, now)
+        slave.last_slave_data = msg.data
+        log.debug("%s", consolelog.heartbeat_line(slave.twcid, msg.data,
+                                                  slave.last_master_data or None))
+        if changed:
+            log.info("Slave %s: state %02X -> %02X, drawing %.2f of %.2f A", slave.id_hex,
+                     previous_state, msg.state, msg.actual_amps, msg.limit_amps)
+
+    def _on_other_master(self, sender_id: int, now: float) -> list[bytes]:
+        if sender_id == self.master_id:
+            return self._id_clash(f"another master uses our ID {sender_id:04X}", now)
+        first = self.problems.other_master_id != sender_id
+        self.problems.other_master_id = sender_id
+        self.problems.other_master_seen_at = now
+        if first:
+            log.error("Another master (ID %04X) is on the RS-485 bus: set its rotary switch "
+                      "to F (slave)", sender_id)
+        return []
+
+    def _id_clash(self, why: str, now: float) -> list[bytes]:
+        """Pick a new ID and sign and announce again (decisions.md §4.6)."""
+        self.problems.id_clashes += 1
+        taken = {s.twcid for s in self.slaves} | {self.master_id}
+        new_id = self.master_id
+        while new_id in taken:
+            new_id = self._rng.randrange(0x0001, 0xFFFF)
+        log.error("ID clash: %s; now using ID %04X", why, new_id)
+        self.master_id = new_id
+        self.master_sign = self._rng.randrange(0, 0x100)
+        self.start(now)
+        return []
+
+    # ------------------------------------------------------------------ debug
+
+    def send_debug_message(self, body: bytes, now: float) -> bytes:
+        """sendTWCMsg: frame `body` (already checked by the caller) and expect a reply."""
+        self.last_twc_response = None
+        self._awaiting_response = True
+        return self._sent(encode_frame(body), now)
+
+    def debug_message_length(self) -> int:
+        """Bodies are padded to 13 bytes for a protocol 1 first slave, else 15 (§8.6)."""
+        return 13 if self.slaves and self.slaves[0].protocol == 1 else 15
+
+    def link_restored(self, now: float) -> None:
+        """After the adapter came back, announce again so slaves find us quickly."""
+        self.start(now)

@@ -1,0 +1,45 @@
+"""Generic helpers for tests that wait on threads, processes or serial lines. Every wait has a deadline."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from TWCManager.messages import Message, parse_message
+from TWCManager.protocol import FrameDecoder
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.01) -> bool:
+    """Poll predicate() until it is truthy; False once timeout_s has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(interval_s, remaining))
+
+
+def read_messages_until(
+    port: Any,
+    predicate: Callable[[Message], bool],
+    timeout_s: float,
+    decoder: FrameDecoder | None = None,
+) -> tuple[Message | None, list[Message]]:
+    """Read frames from a pyserial port until one matches predicate.
+
+    Returns (the matching message or None on timeout, every message read). The port
+    should have a short timeout (e.g. 0.05 s) so the deadline is honoured.
+    """
+    decoder = decoder or FrameDecoder()
+    seen: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        data = port.read(256)
+        for raw in decoder.feed(data):
+            msg = parse_message(raw)
+            seen.append(msg)
+            if predicate(msg):
+                return msg, seen
+    return None, seen
