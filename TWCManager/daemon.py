@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Callable
 
@@ -63,6 +64,24 @@ class Daemon:
         """Run fn(master, now) on the loop thread; frames it returns are sent."""
         self.inbox.put((CALL, fn, self._monotonic()))
 
+    def query(self, fn: Callable[[Master, float], object], timeout_s: float = 5.0) -> object:
+        """Run fn(master, now) on the loop thread and return its result (for status
+        readers: nothing else touches the master)."""
+        done: Future = Future()
+
+        def run(master: Master, now: float) -> None:
+            try:
+                done.set_result(fn(master, now))
+            except Exception as exc:  # handed to the caller, not the loop
+                done.set_exception(exc)
+
+        self.call(run)
+        return done.result(timeout=timeout_s)
+
+    def link_status(self) -> dict:
+        return {"up": self.link.up, "down_since": self.link.down_since,
+                "error": self.link.last_error, "opens": self.link.opens}
+
     def stop(self) -> None:
         self.inbox.put((STOP, None, self._monotonic()))
 
@@ -75,8 +94,7 @@ class Daemon:
         log.info("TWCManager master %04X on %s; settings in %s", self.master.master_id,
                  self.cfg.twc.serial_port, self.settings_file)
         self._running = True
-        self.master.start(self._monotonic())
-        self.link.start()
+        self.link.start()  # the linkready burst starts when the link is up
         try:
             while self._running:
                 timeout_s = self.master.next_deadline() - self._monotonic()
@@ -113,8 +131,9 @@ class Daemon:
         elif kind == CALL:
             self.link.write(payload(self.master, now) or [])
         elif kind == bus.LINK_UP:
-            if payload > 1:
-                self.master.link_restored(now)
+            # Announce on every (re)open so slaves find us at once; frames written
+            # before the port was open would have been lost.
+            self.master.start(now)
         elif kind == bus.LINK_DOWN:
             pass  # logged by the link; slaves time out on their own after 26 s
         elif kind == STOP:

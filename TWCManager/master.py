@@ -381,7 +381,3 @@ class Master:
     def debug_message_length(self) -> int:
         """Bodies are padded to 13 bytes for a protocol 1 first slave, else 15 (§8.6)."""
         return 13 if self.slaves and self.slaves[0].protocol == 1 else 15
-
-    def link_restored(self, now: float) -> None:
-        """After the adapter came back, announce again so slaves find us quickly."""
-        self.start(now)

@@ -1,0 +1,117 @@
+"""`python -m TWCManager` as a user runs it: the demo, a bad configuration, flags."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
+
+from .util import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Output:
+    """Collects a child's output in a thread, so waits can have deadlines."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def start(args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "TWCManager", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TWCMANAGER_CONFIG": str(ROOT / "etc" / "twcmanager.toml"),
+                                 **(env or {})})
+
+
+def stop(proc, timeout_s=10):
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_runs_the_daemon_against_a_simulated_twc():
+    proc = start(["--demo"])
+    out = Output(proc)
+    try:
+        assert wait_until(lambda: len([l for l in out.lines if ": SHB 032E: " in l]) >= 3,
+                          timeout_s=20), out.text()
+    finally:
+        code = stop(proc)
+    text = out.text()
+    assert code == 0, text
+    assert "New slave 032E: protocol 2, rated 32.00 A" in text
+    assert re.search(r"^\d\d:\d\d:\d\d: SHB 032E: 0[34] 00\.25/00\.00A 0000 0000  M: ", text, re.M)
+    demo_dir = re.search(r"on (/\S+)/ttyTWC", text).group(1)
+    assert not Path(demo_dir).exists()  # cleaned up
+    assert "Traceback" not in text
+
+
+def test_min_above_wiring_is_refused_at_start(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[twc]\nwiring_max_amps_all_twcs = 16\nwiring_max_amps_per_twc = 16\n"
+                      "min_amps_per_twc = 20\n")
+    proc = subprocess.run([sys.executable, "-m", "TWCManager", "--config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "min_amps_per_twc" in proc.stderr and "20" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_command_line_overrides_reach_the_daemon(tmp_path):
+    link = str(tmp_path / "ttyTWC")
+    unit = SimulatedTWC(0x0451, 0x01, protocol=1, max_amps=80.0, car=Car("charging", 80.0))
+    settings = tmp_path / "s.txt"
+    settings.write_text("nonScheduledAmpsMax=0")
+    config = tmp_path / "c.toml"
+    config.write_text("[twc]\nserial_port = \"/dev/does-not-exist\"\n")
+    with SimBus(open_pty(link), [unit]):
+        proc = start(["--config", str(config), "--serial-port", link, "--settings-file",
+                      str(settings), "--ipc-path", str(tmp_path), "--log-level", "info"])
+        out = Output(proc)
+        try:
+            assert wait_until(lambda: unit.heartbeats_received >= 3, timeout_s=15), out.text()
+        finally:
+            assert stop(proc) == 0
+    # 0 A with the protocol-1 limit command: the settings file was the one given
+    assert unit.commands[-1][1] == bytes.fromhex("05000000000000")
+    assert "Pool 0.00 A: do not charge" in out.text()
+
+
+def test_unreachable_adapter_keeps_running_and_says_so(tmp_path):
+    proc = start(["--serial-port", str(tmp_path / "nothing"), "--settings-file",
+                  str(tmp_path / "s.txt"), "--ipc-path", str(tmp_path)])
+    out = Output(proc)
+    try:
+        assert wait_until(lambda: "cannot open" in out.text(), timeout_s=10), out.text()
+        assert proc.poll() is None
+    finally:
+        assert stop(proc) == 0
+
+
+def test_help_lists_the_contract_flags():
+    proc = subprocess.run([sys.executable, "-m", "TWCManager", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    for flag in ("--config", "--serial-port", "--ipc-path", "--settings-file",
+                 "--green-command", "--demo"):
+        assert flag in proc.stdout
