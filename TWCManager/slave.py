@@ -114,7 +114,8 @@ class SlaveTWC:
             # so it counts toward the wiring total.
             self.offered_amps = int(limit_amps)
         if (self.actual_monitor_amps < 0
-                or abs(actual_amps - self.actual_monitor_amps) > SIGNIFICANT_CHANGE_AMPS):
+                # rounded to the wire's hundredths, so 10.00 -> 10.80 is exactly 0.80
+                or round(abs(actual_amps - self.actual_monitor_amps), 2) > SIGNIFICANT_CHANGE_AMPS):
             self.actual_monitor_amps = actual_amps
             self.actual_changed_at = now
         if self.idle and not first and self._is_plug_in(previous_state, state):

@@ -153,3 +153,33 @@ def test_loop_sleeps_on_io(tmp_path):
         time.sleep(window_s)
         used = cpu_s(tid) + cpu_s(reader) - before
         assert used < 0.2, f"daemon threads used {used:.2f} CPU-s in 2 s"
+
+
+def test_pyserial_url_socket(tmp_path):
+    """The adapter can be a pyserial URL (e.g. an RS-485-to-TCP bridge): socket://."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+    port = server.getsockname()[1]
+    unit = charging_unit()
+    cfg = load_config(None, {"twc.serial_port": f"socket://127.0.0.1:{port}",
+                             "settings.file": str(tmp_path / "s.txt"),
+                             "ipc.path": str(tmp_path)})
+    daemon = Daemon(cfg, holds=FAST)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    conn = None
+    try:
+        conn, _ = server.accept()
+        with SimBus(os.dup(conn.fileno()), [unit]):
+            assert wait_until(lambda: unit.heartbeats_received >= 3, timeout_s=10)
+    finally:
+        daemon.stop()
+        thread.join(5)
+        if conn:
+            conn.close()
+        server.close()
+    assert not thread.is_alive()

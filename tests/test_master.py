@@ -239,3 +239,18 @@ def test_idle_unit_with_no_car_is_released():
     assert empty.actual_amps() > 5
     h.run_for(30)
     assert empty.limit_amps == car_unit.limit_amps == 15
+
+
+def test_schedule_starts_with_no_slave_connected():
+    # decisions §4.7: the pool follows the wall clock without any heartbeat.
+    clock = FakeClock()
+    start = clock.wall() + timedelta(seconds=90)
+    settings = Settings(non_scheduled_amps=0, scheduled_amps=16,
+                        scheduled_start_min=start.hour * 60 + start.minute,
+                        scheduled_end_min=(start.hour * 60 + start.minute + 60) % 1440,
+                        scheduled_days_bitmap=127)
+    h = harness([], clock=clock, settings=settings)
+    h.run_for(10)
+    assert h.master.pool.source == policy.NON_SCHEDULED
+    h.run_for(100)
+    assert (h.master.pool.source, h.master.pool.amps) == (policy.SCHEDULED, 16.0)

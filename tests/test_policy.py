@@ -375,3 +375,28 @@ def test_waiting_car_does_not_starve_a_charging_one_on_a_small_pool():
         beat(b, [a], 10, clock, limits=limits, actual=0.0, state=0x04)
         clock.advance(1)
     assert (a.offered_amps, b.offered_amps) == (10, 0)
+
+
+# ------------------------------------------------------------ §6.2 bookkeeping
+
+def test_bookkeeping_significant_change_is_more_than_0_8_amps():
+    clock = FakeClock()
+    slave = make_slave(clock)
+    slave.update_from_heartbeat(0x01, 16.0, 10.0, clock.advance(1))
+    changed_at = slave.actual_changed_at
+    slave.update_from_heartbeat(0x01, 16.0, 10.8, clock.advance(1))   # 0.8: not significant
+    assert slave.actual_changed_at == changed_at
+    slave.update_from_heartbeat(0x01, 16.0, 10.81, clock.advance(1))  # more: significant
+    assert slave.actual_changed_at == clock.mono and slave.actual_monitor_amps == 10.81
+
+
+def test_bookkeeping_first_report_is_the_limit_in_force():
+    # §6.2 step 2: before we command anything, the unit's own limit counts as offered,
+    # so it is included in the wiring total.
+    clock = FakeClock()
+    slave = SlaveTWC(twcid=1, sign=1, protocol=2, rated_amps=32, registered_at=clock.mono)
+    slave.update_from_heartbeat(0x01, 24.0, 23.0, clock.mono)
+    assert slave.offered_amps == 24 and not slave.commanded
+    other = make_slave(clock, twcid=2, protocol=2, rated=32)
+    offer = policy.clamp_offer(other, [slave], 20, "test", Limits(32, 32, 6))
+    assert offer.amps == 8
