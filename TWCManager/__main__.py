@@ -6,7 +6,6 @@ import logging
 import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 from .config import ConfigError, find_and_load_config
@@ -72,6 +71,8 @@ class _Demo:
     """A simulated TWC (protocol 2, 32 A) with a charging car on a pseudo-terminal."""
 
     def __init__(self) -> None:
+        import tempfile  # only the demo needs it
+
         self.dir = Path(tempfile.mkdtemp(prefix="twcmanager-demo-"))
         self.link = self.dir / "ttyTWC"
         self.bus = None

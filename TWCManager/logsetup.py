@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 
 
@@ -30,8 +29,10 @@ def setup_logging(level: int, file: str = "", max_bytes: int = 1_000_000,
     console.setFormatter(ConsoleFormatter())
     root.addHandler(console)
     if file:
+        from logging.handlers import RotatingFileHandler  # only with a file: RSS on the Pi
+
         # Bounded: a Pi runs for years on a small SD card.
-        rotating = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes,
+        rotating = RotatingFileHandler(file, maxBytes=max_bytes,
                                                         backupCount=backups)
         rotating.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -310,7 +309,8 @@ def save_settings(path: str | os.PathLike, settings: Settings) -> None:
         raise SettingsSaveError(
             f"settings not saved: cannot create directory {directory}: {e.strerror or e}") from e
     _remove_stale_temps(path)
-    tmp = directory / f"{_temp_prefix(path)}{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.urandom, not secrets: secrets pulls in OpenSSL (+4 MB of RSS on a Pi).
+    tmp = directory / f"{_temp_prefix(path)}{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         # 0o666 minus the umask, like the original's open(); keep the mode of an existing file.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
