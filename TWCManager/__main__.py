@@ -99,7 +99,19 @@ class _Demo:
     def close(self) -> None:
         if self.bus is not None:
             self.bus.close()
+        _remove_queue(self.dir)  # the demo's private queue goes with its directory
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_queue(path: Path) -> None:
+    import sysv_ipc
+
+    from .ipc import ipc_key
+
+    try:
+        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
+    except (sysv_ipc.ExistentialError, OSError):
+        pass
 
 
 if __name__ == "__main__":

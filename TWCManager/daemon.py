@@ -13,8 +13,8 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Callable
 
-from . import bus, policy
-from .config import Config, settings_path
+from . import bus, ipc, policy
+from .config import Config, ipc_path, settings_path
 from .green import GreenSource, NoGreenSource
 from .master import Master, MasterTiming
 from .settings import SettingsSaveError, load_settings, save_settings
@@ -37,9 +37,11 @@ class Daemon:
                  timing: MasterTiming | None = None,
                  wall: Callable[[], datetime] = datetime.now,
                  green: GreenSource | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 with_ipc: bool = True) -> None:
         self.cfg = cfg
         self._monotonic = monotonic
+        self._wall = wall
         self.settings_file = settings_path(cfg)
         settings, problems = load_settings(self.settings_file)
         for problem in problems:
@@ -55,6 +57,11 @@ class Daemon:
             on_settings_changed=self._save_settings)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
+        self.ipc: ipc.IpcServer | None = None
+        if with_ipc:
+            key = ipc.ipc_key(str(ipc_path(cfg)))
+            self.ipc = ipc.IpcServer(key, self.inbox.put)
+            log.info("IPC queue %#010x (ftok of %s)", key, ipc_path(cfg))
         self.save_errors = 0
         self._running = False
 
@@ -95,6 +102,8 @@ class Daemon:
                  self.cfg.twc.serial_port, self.settings_file)
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
+        if self.ipc:
+            self.ipc.start()
         try:
             while self._running:
                 timeout_s = self.master.next_deadline() - self._monotonic()
@@ -102,14 +111,20 @@ class Daemon:
                     event = self.inbox.get(timeout=min(max(timeout_s, 0.0), 60.0))
                 except queue.Empty:
                     event = None
+                # Drain what is queued, but never past a deadline: a flood of IPC
+                # requests must not delay a heartbeat.
                 while event is not None and self._running:
                     self._guarded(self._handle, event)
+                    if self._monotonic() >= self.master.next_deadline():
+                        break
                     try:
                         event = self.inbox.get_nowait()
                     except queue.Empty:
                         event = None
                 self._guarded(self._tick)
         finally:
+            if self.ipc:
+                self.ipc.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
@@ -136,8 +151,43 @@ class Daemon:
             self.master.start(now)
         elif kind == bus.LINK_DOWN:
             pass  # logged by the link; slaves time out on their own after 26 s
+        elif kind == ipc.IPC_REQUEST:
+            try:
+                self._handle_ipc(payload, now)
+            finally:
+                self.ipc.done()
         elif kind == STOP:
             self._running = False
+
+    def _handle_ipc(self, body: bytes, now: float) -> None:
+        try:
+            request = ipc.unpack(body)
+        except ipc.BadRequest as exc:
+            log.error("IPC: bad request ignored: %s", exc)
+            return
+        if (request.time_field, request.ident, request.text) == (0, 0, ""):
+            return  # the wake-up the IPC thread gets at stop
+        now_wall_s = self._wall().timestamp()
+        text = ipc.redact(request.text)
+        age_s = now_wall_s - request.time_field
+        if age_s > ipc.STALE_REQUEST_S:
+            log.warning("IPC: dropped %r, sent %.0f s ago (older than %.0f s)", text[:80],
+                        age_s, ipc.STALE_REQUEST_S)
+            return
+        log.debug("Web query: %r, id %d, time %d", text, request.ident, request.time_field)
+        ctx = ipc.Context(now=now, now_wall_s=now_wall_s, save_settings=self._save_settings,
+                          send=lambda frame: self.link.write([frame]),
+                          extra_state=self._extra_state)
+        try:
+            reply = ipc.handle_request(request.text, self.master, ctx)
+        except ipc.BadRequest as exc:
+            log.error("IPC %r: %s", text[:80], exc)
+            return
+        self.ipc.send(ipc.reply_bodies(request, reply))
+
+    def _extra_state(self) -> dict:
+        return {"link": self.link_status(), "green": getattr(self.green, "reason", ""),
+                "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:
         try:

@@ -62,6 +62,7 @@ class SlaveTWC:
     # we last commanded, or what it reported before we commanded anything.
     offered_amps: int = 0
     commanded: bool = False
+    offer_ever_changed: bool = False
     offer_changed_at: float = 0.0
     actual_monitor_amps: float = -1.0
     actual_changed_at: float = 0.0
@@ -98,6 +99,12 @@ class SlaveTWC:
     @property
     def id_hex(self) -> str:
         return f"{self.twcid:04X}"
+
+    @property
+    def offered_text(self) -> str:
+        """lastAmpsOffered as the original's getStatus showed it: the unit's own limit
+        as a float (`0.0`) until the first change, then whole amps (`21`, `0`)."""
+        return str(self.offered_amps) if self.offer_ever_changed else str(float(self.offered_amps))
 
     def update_from_heartbeat(self, state: int, limit_amps: float, actual_amps: float,
                               now: float) -> bool:
@@ -150,5 +157,6 @@ class SlaveTWC:
             return False
         self.offered_amps = amps
         self.offer_changed_at = now
+        self.offer_ever_changed = True
         self._track_draw(now)
         return True

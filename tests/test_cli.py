@@ -11,7 +11,7 @@ from pathlib import Path
 
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
-from .util import wait_until
+from .util import remove_queue_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +92,7 @@ def test_command_line_overrides_reach_the_daemon(tmp_path):
             assert wait_until(lambda: unit.heartbeats_received >= 3, timeout_s=15), out.text()
         finally:
             assert stop(proc) == 0
+            remove_queue_for(tmp_path)
     # 0 A with the protocol-1 limit command: the settings file was the one given
     assert unit.commands[-1][1] == bytes.fromhex("05000000000000")
     assert "Pool 0.00 A: do not charge" in out.text()
@@ -106,6 +107,7 @@ def test_unreachable_adapter_keeps_running_and_says_so(tmp_path):
         assert proc.poll() is None
     finally:
         assert stop(proc) == 0
+        remove_queue_for(tmp_path)
 
 
 def test_help_lists_the_contract_flags():

@@ -16,7 +16,7 @@ from TWCManager.messages import MasterHeartbeat, MasterLinkready1, MasterLinkrea
 from TWCManager.settings import Settings, load_settings, save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
-from .util import wait_until
+from .util import remove_queue_for, wait_until
 
 FAST = policy.Holds(start_stop_s=2, lowering_s=1, spike_s=1, stuck_s=2, idle_give_up_s=5)
 
@@ -28,6 +28,7 @@ class Rig:
         save_settings(self.settings_file, settings or Settings(non_scheduled_amps=16))
         self.bus = SimBus(open_pty(self.link), units)
         self.units = units
+        self.ipc_path = tmp_path
         cfg = load_config(None, {"twc.serial_port": self.link, "settings.file": str(self.settings_file),
                                  "ipc.path": str(tmp_path), "twc.reopen_interval_s": 0.5,
                                  **overrides})
@@ -43,6 +44,7 @@ class Rig:
         self.daemon.stop()
         self.thread.join(5)
         self.bus.close()
+        remove_queue_for(self.ipc_path)
         assert not self.thread.is_alive(), "daemon did not stop"
 
     def master_frames(self, kind=None):
@@ -182,4 +184,5 @@ def test_pyserial_url_socket(tmp_path):
         if conn:
             conn.close()
         server.close()
+        remove_queue_for(tmp_path)
     assert not thread.is_alive()

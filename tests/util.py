@@ -43,3 +43,16 @@ def read_messages_until(
             if predicate(msg):
                 return msg, seen
     return None, seen
+
+
+def remove_queue_for(path) -> None:
+    """Remove the SysV queue a daemon made for ipc.path `path` (the daemon never does,
+    like the original, so tests clean up after themselves)."""
+    import sysv_ipc
+
+    from TWCManager.ipc import ipc_key
+
+    try:
+        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
+    except sysv_ipc.ExistentialError:
+        pass
