@@ -56,6 +56,10 @@ class GreenConfig:
     phases: int = 3
     amps_offset: float = 0.0
     stale_after_s: float = 120.0
+    # Hysteresis on top of the Gen2 holds: the surplus must feed the minimum this long
+    # before a start, and fall short this long before a stop (README: green tracking).
+    start_delay_s: float = 60.0
+    stop_delay_s: float = 180.0
 
     @property
     def watts_per_amp(self) -> float:
@@ -76,6 +80,12 @@ class SettingsConfig:
 class WebConfig:
     host: str = "0.0.0.0"
     port: int = 8080
+    # HTTP basic auth over every page and API; off while username is empty.
+    # password_hash: made by `python -m www --hash-password` (never the password itself).
+    username: str = ""
+    password_hash: str = ""
+    # How long a page waits for the daemon before it says it is not responding.
+    ipc_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -352,6 +362,11 @@ def _check_ranges(cfg: Config) -> list[str]:
             e.append(f"{section}.port = {port}: expected a TCP port 1..65535")
     if not cfg.web.host:
         e.append("web.host is empty; expected an address such as 0.0.0.0 or 127.0.0.1")
+    if bool(cfg.web.username) != bool(cfg.web.password_hash):
+        e.append("web.username and web.password_hash go together: set both to turn on the "
+                 "password, or neither")
+    if not 0 < cfg.web.ipc_timeout_s <= 30:
+        e.append(f"web.ipc_timeout_s = {cfg.web.ipc_timeout_s:g} is outside 0 < s <= 30")
     if not cfg.solaredge.host:
         e.append("solaredge.host is empty; expected the inverter's address")
     if not 1 <= cfg.solaredge.unit <= 247:

@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import bus, ipc, policy
 from .config import Config, ipc_path, settings_path
-from .green import GreenSource, NoGreenSource
+from .green import CommandSource, GreenParams, GreenService
 from .master import Master, MasterTiming
 from .settings import SettingsSaveError, load_settings, save_settings
 
@@ -36,7 +36,7 @@ class Daemon:
     def __init__(self, cfg: Config, *, holds: policy.Holds = policy.Holds(),
                  timing: MasterTiming | None = None,
                  wall: Callable[[], datetime] = datetime.now,
-                 green: GreenSource | None = None,
+                 green_source=None,
                  monotonic: Callable[[], float] = time.monotonic,
                  with_ipc: bool = True) -> None:
         self.cfg = cfg
@@ -46,10 +46,16 @@ class Daemon:
         settings, problems = load_settings(self.settings_file)
         for problem in problems:
             log.warning("Settings %s: %s", self.settings_file, problem)
-        self.green = green or NoGreenSource()
+        g = cfg.green
+        params = GreenParams(volts=g.volts, phases=g.phases, amps_offset=g.amps_offset,
+                             stale_after_s=g.stale_after_s, start_delay_s=g.start_delay_s,
+                             stop_delay_s=g.stop_delay_s)
+        source = green_source or CommandSource(g.command, g.interval_s, g.stale_after_s,
+                                               clock=monotonic)
+        self.green = GreenService(source, params)
         self.inbox: queue.Queue[tuple] = queue.Queue()
         self.master = Master(
-            limits=limits_from(cfg), settings=settings, green_amps=self.green.available_amps,
+            limits=limits_from(cfg), settings=settings, green_amps=self._green_decide,
             wall=wall, master_id=cfg.twc.master_id, master_sign=cfg.twc.master_sign,
             holds=holds,
             timing=timing or MasterTiming(slave_timeout_s=cfg.twc.slave_timeout_s),
@@ -66,6 +72,11 @@ class Daemon:
         self._running = False
 
     # ------------------------------------------------------------ outside API
+
+    def _green_decide(self, now: float, car_amps: float, min_amps: float,
+                      watts_per_amp: float | None):
+        return self.green.decide(now, self._wall().timestamp(), car_amps, min_amps,
+                                 watts_per_amp)
 
     def call(self, fn: Callable[[Master, float], list[bytes] | None]) -> None:
         """Run fn(master, now) on the loop thread; frames it returns are sent."""
@@ -102,6 +113,7 @@ class Daemon:
                  self.cfg.twc.serial_port, self.settings_file)
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
+        self.green.start()
         if self.ipc:
             self.ipc.start()
         try:
@@ -125,6 +137,7 @@ class Daemon:
         finally:
             if self.ipc:
                 self.ipc.stop()
+            self.green.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
@@ -177,7 +190,8 @@ class Daemon:
         log.debug("Web query: %r, id %d, time %d", text, request.ident, request.time_field)
         ctx = ipc.Context(now=now, now_wall_s=now_wall_s, save_settings=self._save_settings,
                           send=lambda frame: self.link.write([frame]),
-                          extra_state=self._extra_state)
+                          extra_state=self._extra_state,
+                          green_history=lambda: list(self.green.history.samples))
         try:
             reply = ipc.handle_request(request.text, self.master, ctx)
         except ipc.BadRequest as exc:
@@ -186,7 +200,7 @@ class Daemon:
         self.ipc.send(ipc.reply_bodies(request, reply))
 
     def _extra_state(self) -> dict:
-        return {"link": self.link_status(), "green": getattr(self.green, "reason", ""),
+        return {"link": self.link_status(), "green": self.green.status(self._monotonic()),
                 "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:

@@ -1,22 +1,345 @@
-"""Where the "track green energy" pool comes from.
+"""Green-energy tracking: how many amps the solar surplus can feed the cars.
 
-The daemon asks a source for the amps available now; `None` means no valid
-reading, which the policy turns into 0 A (fail-safe, decisions.md §4.10). The
-SolarEdge-backed source that runs `green.command` arrives with its own issue;
-until then the daemon uses `NoGreenSource`, and green tracking offers nothing.
+Three parts, outermost last:
+* `parse_output`: the energy command's stdout (a bare integer = grid watts, as
+  LennyBo's `solaredge -grid`; or JSON with grid_w / solar_w / house_w).
+* `GreenTracker` (pure, time passed in): surplus → amps, with start/stop
+  hysteresis so passing clouds do not cycle the car, and the fail-safe of
+  decisions.md §4.10 (no valid reading for stale_after_s → 0 A, and why).
+* `CommandSource`: runs the command every interval in its own thread with a
+  timeout, so a slow or hung command never delays a heartbeat.
 """
 from __future__ import annotations
 
-from typing import Protocol
+import json
+import logging
+import shlex
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+log = logging.getLogger("TWCManager.green")
+
+OK = "ok"
+FAILING = "failing"   # the last attempts failed, the last good reading is still fresh
+STALE = "stale"       # no valid reading for stale_after_s: green tracking offers 0 A
 
 
-class GreenSource(Protocol):
-    def available_amps(self, now: float) -> float | None:
-        """Amps the TWCs may draw from the surplus now, or None without a valid reading."""
+@dataclass(frozen=True)
+class Reading:
+    grid_w: float            # + = export to the grid
+    solar_w: float | None
+    house_w: float | None
+    at: float                # monotonic seconds
+    at_wall: float           # unix seconds
+
+
+def parse_output(text: str) -> tuple[float, float | None, float | None]:
+    """(grid_w, solar_w, house_w) from the command's stdout; ValueError if unusable."""
+    text = text.strip()
+    if not text:
+        raise ValueError("no output")
+    if text.startswith("{"):
+        data = json.loads(text)
+        grid = data.get("grid_w")
+        if isinstance(grid, bool) or not isinstance(grid, (int, float)):
+            raise ValueError(f"JSON without a numeric grid_w: {text[:80]!r}")
+        solar = data.get("solar_w")
+        house = data.get("house_w")
+        return float(grid), _number_or_none(solar), _number_or_none(house)
+    first_line = text.splitlines()[0].strip()
+    try:
+        return float(int(first_line)), None, None
+    except ValueError:
+        raise ValueError(f"not an integer number of watts: {first_line[:80]!r}") from None
+
+
+def _number_or_none(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class GreenParams:
+    volts: float = 230.0
+    phases: int = 3
+    amps_offset: float = 0.0
+    stale_after_s: float = 120.0
+    # Hysteresis on top of the Gen2 holds (see README "Green tracking" for the choice).
+    start_delay_s: float = 60.0
+    stop_delay_s: float = 180.0
+
+    @property
+    def watts_per_amp(self) -> float:
+        return self.volts * self.phases
+
+
+@dataclass
+class GreenDecision:
+    amps: float | None        # None: no valid reading (the policy offers 0 A)
+    reason: str
+
+
+class GreenTracker:
+    """Surplus to amps with hysteresis. Pure: every input, time included, is passed in.
+
+    available = (grid_w + car_amps × W/A) / (W/A) + amps_offset, with W/A the
+    watts per amp (the TWC's measured phase volts summed, else volts × phases).
+    Start: available ≥ the minimum for start_delay_s. Stop: below it for
+    stop_delay_s, holding the minimum meanwhile. A dead source stops at once.
+    """
+
+    def __init__(self, params: GreenParams) -> None:
+        self.params = params
+        self.on = False
+        self._above_since: float | None = None
+        self._below_since: float | None = None
+        self.last = GreenDecision(None, "no reading yet")
+        self.available_amps: float | None = None
+
+    def update(self, now: float, reading: Reading | None, car_amps: float,
+               min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
+        p = self.params
+        if reading is None or now - reading.at > p.stale_after_s:
+            self.on, self._above_since, self._below_since = False, None, None
+            self.available_amps = None
+            self.last = GreenDecision(None, "no valid energy reading" if reading is None else
+                                      f"no valid energy reading for {now - reading.at:.0f} s")
+            return self.last
+        wpa = watts_per_amp or p.watts_per_amp
+        available = reading.grid_w / wpa + car_amps + p.amps_offset
+        self.available_amps = available
+        if available >= min_amps:
+            self._below_since = None
+            if self.on:
+                self.last = GreenDecision(available, f"surplus {available:.1f} A")
+            else:
+                self._above_since = self._above_since if self._above_since is not None else now
+                wait_s = p.start_delay_s - (now - self._above_since)
+                if wait_s <= 0:
+                    self.on = True
+                    self.last = GreenDecision(available, f"surplus {available:.1f} A: starting")
+                else:
+                    self.last = GreenDecision(0.0, f"surplus {available:.1f} A: starting in "
+                                                   f"{wait_s:.0f} s if it lasts")
+        else:
+            self._above_since = None
+            if not self.on:
+                self.last = GreenDecision(max(available, 0.0),
+                                          f"surplus {available:.1f} A is below {min_amps:g} A")
+            else:
+                self._below_since = self._below_since if self._below_since is not None else now
+                wait_s = p.stop_delay_s - (now - self._below_since)
+                if wait_s <= 0:
+                    self.on = False
+                    self.last = GreenDecision(max(available, 0.0),
+                                              f"surplus {available:.1f} A: stopped")
+                else:
+                    # A passing cloud: keep the car at its minimum for a while.
+                    self.last = GreenDecision(min_amps, f"surplus {available:.1f} A: stopping in "
+                                                        f"{wait_s:.0f} s unless the sun returns")
+        return self.last
+
+
+class ReadingSource(Protocol):
+    def latest(self) -> Reading | None: ...
+    def status(self, now: float) -> dict: ...
 
 
 class NoGreenSource:
-    reason = "no energy source is connected yet"
+    """No energy source configured: green tracking offers nothing."""
 
-    def available_amps(self, now: float) -> float | None:
+    def latest(self) -> Reading | None:
         return None
+
+    def status(self, now: float) -> dict:
+        return {"state": STALE, "reason": "no energy source configured"}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class _History:
+    """One sample a minute for the dashboard chart (6 h by default)."""
+    samples: deque = field(default_factory=lambda: deque(maxlen=360))
+    _minute: int = -1
+
+    def add(self, at_wall: float, reading: Reading | None, car_w: float) -> None:
+        minute = int(at_wall // 60)
+        if minute == self._minute:
+            return
+        self._minute = minute
+        self.samples.append({
+            "t": minute * 60,
+            "grid_w": None if reading is None else round(reading.grid_w),
+            "solar_w": None if reading is None or reading.solar_w is None else round(reading.solar_w),
+            "house_w": None if reading is None or reading.house_w is None else round(reading.house_w),
+            "car_w": round(car_w),
+        })
+
+
+def resolve_command(argv: list[str]) -> list[str]:
+    """`solaredge …` runs from the checkout too, before install.sh puts it on PATH."""
+    import shutil
+    import sys
+
+    if argv and argv[0] == "solaredge" and shutil.which("solaredge") is None:
+        return [sys.executable, "-m", "TWCManager.solaredge", *argv[1:]]
+    return argv
+
+
+class CommandSource:
+    """Runs `command` every `interval_s` in a thread; keeps the last good reading."""
+
+    def __init__(self, command: str, interval_s: float, stale_after_s: float,
+                 timeout_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.command = command
+        self.argv = resolve_command(shlex.split(command))
+        self.interval_s = interval_s
+        self.stale_after_s = stale_after_s
+        # Long enough for the solaredge command's own 3 s bound, never past the next read.
+        self.timeout_s = timeout_s or max(1.0, min(interval_s, 15.0))
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: Reading | None = None
+        self.last_error: str | None = None
+        self.last_attempt_at: float | None = None
+        self.failing_since_wall: float | None = None
+        self.started_at = clock()
+        self.reads = 0
+        self.failures = 0
+        self._state = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="green-source", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = self._clock()
+            self.read_once()
+            self._stop.wait(max(0.0, self.interval_s - (self._clock() - started)))
+
+    def read_once(self) -> Reading | None:
+        self.last_attempt_at = self._clock()
+        try:
+            done = subprocess.run(self.argv, capture_output=True, text=True,
+                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                detail = (done.stdout.strip() or done.stderr.strip() or "no output")[:120]
+                raise ValueError(f"exit status {done.returncode}: {detail}")
+            grid, solar, house = parse_output(done.stdout)
+        except subprocess.TimeoutExpired:
+            return self._failed(f"no answer within {self.timeout_s:g} s")
+        except (OSError, ValueError) as exc:
+            return self._failed(str(exc))
+        if house is None and solar is not None:
+            house = solar - grid
+        reading = Reading(grid, solar, house, self._clock(), self._wall())
+        with self._lock:
+            self._latest = reading
+            recovered = self.last_error is not None
+            self.last_error, self.failing_since_wall = None, None
+            self.reads += 1
+        if recovered:
+            log.info("Energy source answers again: grid %+.0f W", grid)
+        return reading
+
+    def _failed(self, error: str) -> None:
+        with self._lock:
+            first = self.last_error is None
+            self.last_error = error
+            self.failures += 1
+            if self.failing_since_wall is None:
+                self.failing_since_wall = self._wall()
+        if first:
+            log.error("Energy source %r failed: %s", self.command, error)
+        return None
+
+    def latest(self) -> Reading | None:
+        with self._lock:
+            return self._latest
+
+    def status(self, now: float) -> dict:
+        with self._lock:
+            latest, error, since = self._latest, self.last_error, self.failing_since_wall
+        fresh = latest is not None and now - latest.at <= self.stale_after_s
+        state = OK if fresh and error is None else FAILING if fresh else STALE
+        return {
+            "state": state,
+            "command": self.command,
+            "last_reading_at": latest.at_wall if latest else None,
+            "last_error": error,
+            "failing_since": since,
+            "reads": self.reads,
+            "failures": self.failures,
+        }
+
+
+class GreenService:
+    """What the daemon holds: a reading source, the tracker, and a short history."""
+
+    def __init__(self, source, params: GreenParams) -> None:
+        self.source = source
+        self.tracker = GreenTracker(params)
+        self.history = _History()
+        self._car_w = 0.0
+        self._stale_logged = False
+
+    def start(self) -> None:
+        self.source.start()
+
+    def stop(self) -> None:
+        self.source.stop()
+
+    def decide(self, now: float, now_wall: float, car_amps: float, min_amps: float,
+               watts_per_amp: float | None) -> GreenDecision:
+        reading = self.source.latest()
+        decision = self.tracker.update(now, reading, car_amps, min_amps, watts_per_amp)
+        self._car_w = car_amps * (watts_per_amp or self.tracker.params.watts_per_amp)
+        self.history.add(now_wall, reading if reading and decision.amps is not None else None,
+                         self._car_w)
+        stale = decision.amps is None
+        if stale and not self._stale_logged:
+            status = self.source.status(now)
+            log.error("Green tracking offers 0 A: %s%s", decision.reason,
+                      f" ({status['last_error']})" if status.get("last_error") else "")
+        elif not stale and self._stale_logged:
+            log.info("Green tracking has valid readings again")
+        self._stale_logged = stale
+        return decision
+
+    def status(self, now: float) -> dict:
+        reading = self.source.latest()
+        status = dict(self.source.status(now))
+        decision = self.tracker.last
+        status.update({
+            "grid_w": reading.grid_w if reading else None,
+            "solar_w": reading.solar_w if reading else None,
+            "house_w": reading.house_w if reading else None,
+            "car_w": round(self._car_w),
+            "available_amps": (round(self.tracker.available_amps, 2)
+                               if self.tracker.available_amps is not None else None),
+            "green_amps": decision.amps,
+            "reason": decision.reason,
+            "charging_allowed": self.tracker.on,
+        })
+        return status

@@ -10,6 +10,7 @@ carrying one raw byte N, then N messages of up to 290 characters.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -141,6 +142,7 @@ class Context:
     save_settings: Callable[[str], None]
     send: Callable[[bytes], None]               # write a frame to the bus
     extra_state: Callable[[], dict] = dict      # link, green source … for dumpState
+    green_history: Callable[[], list] = list    # one sample a minute, for the chart
 
 
 def _int_arg(text: str, name: str, low: int, high: int) -> int:
@@ -193,6 +195,25 @@ def handle_request(text: str, master: Master, ctx: Context) -> Reply:
         settings.charge_now_amps = float(lim.wiring_max_amps_all_twcs)
         settings.charge_now_until_at_wall = ctx.now_wall_s + 24 * 3600
         return _changed(master, ctx, "chargeNow")
+    if command == "chargeNow" and sep:
+        # New form for the JSON API: chargeNow=<amps>,<seconds>.
+        match = re.fullmatch(r"(\d+),(\d+)", arg.strip())
+        if not match:
+            raise BadRequest("chargeNow: expected chargeNow=<amps>,<seconds>")
+        amps = _int_arg(match.group(1), "chargeNow amps", 1, 240)
+        seconds = _int_arg(match.group(2), "chargeNow seconds", 1, 7 * 24 * 3600)
+        settings.charge_now_amps = float(min(amps, lim.wiring_max_amps_all_twcs))
+        settings.charge_now_until_at_wall = ctx.now_wall_s + seconds
+        return _changed(master, ctx, "chargeNow")
+    if text == "getStatusJson":
+        # New: everything the web app and integrations show, as JSON in packets.
+        return Reply(json.dumps(status_dict(master, ctx), separators=(",", ":")), packets=True)
+    if text == "getGreenStatus":
+        # New: grid/solar/house/car watts, last reading time, source state (ok/stale/failing).
+        return Reply(json.dumps(ctx.extra_state().get("green", {}), separators=(",", ":")),
+                     packets=True)
+    if text == "getGreenHistory":
+        return Reply(json.dumps(ctx.green_history(), separators=(",", ":")), packets=True)
     if text == "chargeNowCancel":
         settings.charge_now_amps = 0.0
         settings.charge_now_until_at_wall = 0.0
@@ -248,6 +269,47 @@ def _changed(master: Master, ctx: Context, what: str) -> Reply:
     ctx.save_settings(what)
     master.settings_changed(ctx.now)
     return Reply()
+
+
+def status_dict(master: Master, ctx: Context) -> dict:
+    """The state as numbers (getStatusJson): the web dashboard and the JSON API."""
+    s = master.settings
+    lim = master.limits
+    return {
+        "pool_amps": round(max(master.pool.amps, 0.0), 2),
+        "pool_source": master.pool.source,
+        "pool_reason": master.pool.reason,
+        "wiring_max_amps_all_twcs": lim.wiring_max_amps_all_twcs,
+        "wiring_max_amps_per_twc": lim.wiring_max_amps_per_twc,
+        "min_amps_per_twc": lim.min_amps_per_twc,
+        "charge_now_amps": charge_now_amps(s, ctx.now_wall_s),
+        "charge_now_until": s.charge_now_until_at_wall if charge_now_amps(s, ctx.now_wall_s) else None,
+        "non_scheduled_amps": s.non_scheduled_amps,
+        "scheduled_amps": s.scheduled_amps,
+        "scheduled_start": hhmm(s.scheduled_start_min),
+        "scheduled_end": hhmm(s.scheduled_end_min),
+        "scheduled_days_bitmap": s.scheduled_days_bitmap,
+        "resume_green_at": hhmm(s.resume_green_min),
+        "server_time": ctx.now_wall_s,
+        "slaves": [{
+            "twcid": slave.id_hex,
+            "protocol": slave.protocol,
+            "max_amps": slave.rated_amps,
+            "actual_amps": round(slave.actual_amps, 2),
+            "offered_amps": slave.offered_amps,
+            "reported_limit_amps": round(slave.reported_limit_amps, 2),
+            "state": slave.state,
+            "idle": slave.idle,
+            "seconds_since_heard": round(ctx.now - slave.last_heard_at, 1),
+            "kwh": slave.kwh,
+            "volts": list(slave.volts) if slave.volts else None,
+            "config_errors": list(slave.config_errors),
+        } for slave in master.slaves],
+        "bus": {"other_master": (f"{master.problems.other_master_id:04X}"
+                                 if master.problems.other_master_id is not None else None),
+                "id_clashes": master.problems.id_clashes},
+        **ctx.extra_state(),
+    }
 
 
 def dump_state(master: Master, ctx: Context) -> str:

@@ -55,7 +55,7 @@ class _Announce:
 
 class Master:
     def __init__(self, *, limits: policy.Limits, settings: Settings,
-                 green_amps: Callable[[float], float | None],
+                 green_amps: Callable[..., object],
                  wall: Callable[[], datetime],
                  master_id: int = 0x7777, master_sign: int = 0x77,
                  holds: policy.Holds = policy.Holds(),
@@ -148,12 +148,32 @@ class Master:
             log.info("%s", change.capitalize())
         if changes:
             self._on_settings_changed(", ".join(changes))
-        green = self._green_amps(now) if self.settings.non_scheduled_amps == -1 else None
-        decision = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours)
+        green, green_reason = None, "no valid energy reading"
+        if self.settings.non_scheduled_amps == -1:
+            green, green_reason = self._green(now)
+        decision = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
+                                      green_reason)
         if (decision.source, decision.reason, round(decision.amps, 2)) != (
                 self.pool.source, self.pool.reason, round(self.pool.amps, 2)):
             log.info("Pool %.2f A: %s", decision.amps, decision.reason)
         self.pool = decision
+
+    def _green(self, now: float) -> tuple[float | None, str]:
+        """Ask the green source, giving it what the TWCs draw and measure."""
+        car_amps = sum(s.actual_amps for s in self.slaves if s.is_charging)
+        floors = [s.min_amps_supported for s in self.slaves] or [6]
+        min_amps = max(self.limits.min_amps_per_twc, max(floors))
+        answer = self._green_amps(now, car_amps, min_amps, self.watts_per_amp())
+        if answer is None or isinstance(answer, (int, float)):
+            return answer, "green energy" if answer is not None else "no valid energy reading"
+        return answer.amps, answer.reason
+
+    def watts_per_amp(self) -> float | None:
+        """Watts one amp carries, from the phase volts the TWCs report (FD EB):
+        live phases summed (3 × 230 = 690 on a 3-phase EU unit), averaged over units."""
+        sums = [sum(v for v in s.volts if v >= 100) for s in self.slaves if s.volts]
+        sums = [total for total in sums if total > 0]
+        return sum(sums) / len(sums) if sums else None
 
     def settings_changed(self, now: float) -> None:
         """Call after a command changed the settings: the pool is recomputed at once

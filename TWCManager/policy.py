@@ -85,7 +85,8 @@ def charge_now_active(settings: Settings, now_wall_s: float) -> bool:
 
 
 def choose_pool(settings: Settings, when: datetime, green_amps: float | None,
-                limits: Limits, green_hours: tuple[int, int] = (6, 20)) -> PoolDecision:
+                limits: Limits, green_hours: tuple[int, int] = (6, 20),
+                green_reason: str = "green energy") -> PoolDecision:
     """Pick the amps to divide among all slaves (§6.3 step 3), clamped to the
     wiring and never negative (decisions.md §4.13)."""
     if charge_now_active(settings, when.timestamp()):
@@ -101,9 +102,9 @@ def choose_pool(settings: Settings, when: datetime, green_amps: float | None,
         if not start_hour <= when.hour < end_hour:
             decision = PoolDecision(0.0, GREEN, f"outside green hours {start_hour}-{end_hour}")
         elif green_amps is None:
-            decision = PoolDecision(0.0, GREEN, "no valid energy reading")
+            decision = PoolDecision(0.0, GREEN, green_reason or "no valid energy reading")
         else:
-            decision = PoolDecision(green_amps, GREEN, "green energy")
+            decision = PoolDecision(green_amps, GREEN, green_reason)
     amps = min(max(decision.amps, 0.0), limits.wiring_max_amps_all_twcs)
     if amps != decision.amps:
         decision = PoolDecision(amps, decision.source, decision.reason)

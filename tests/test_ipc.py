@@ -28,7 +28,7 @@ LIMITS = policy.Limits(40, 40, 12)
 def make_master(settings=None, limits=LIMITS, clock=None):
     clock = clock or FakeClock()
     return Master(limits=limits, settings=settings or Settings(non_scheduled_amps=20),
-                  green_amps=lambda now: None, wall=clock.wall)
+                  green_amps=lambda *args: None, wall=clock.wall)
 
 
 def add_slave(master, twcid, rated, actual, offered, state, protocol=1, changed=True):
@@ -331,3 +331,29 @@ def test_flooded_queue_never_delays_heartbeats(tmp_path, caplog):
             except sysv_ipc.BusyError:
                 break
         assert wait_until(lambda: raw_query(queue, "getStatus", timeout_s=1) is not None, 10)
+
+
+def test_charge_now_with_rate_and_duration_is_capped_by_the_wiring():
+    master = make_master()
+    rec = Recorder(master)
+    handle_request("chargeNow=24,3600", master, rec.ctx)
+    assert master.settings.charge_now_amps == 24
+    assert master.settings.charge_now_until_at_wall == rec.ctx.now_wall_s + 3600
+    handle_request("chargeNow=80,60", master, rec.ctx)
+    assert master.settings.charge_now_amps == 40
+    for bad in ("chargeNow=0,60", "chargeNow=10", "chargeNow=10,-5", "chargeNow=a,b"):
+        with pytest.raises(BadRequest):
+            handle_request(bad, master, rec.ctx)
+
+
+def test_status_json_has_numbers():
+    import json
+
+    master = make_master()
+    master.pool = policy.PoolDecision(20.0, policy.NON_SCHEDULED, "non-scheduled amps")
+    add_slave(master, 0x032E, 32.0, 15.5, 16, 1, protocol=2)
+    reply = handle_request("getStatusJson", master, Recorder(master).ctx)
+    assert reply.packets
+    data = json.loads(reply.text)
+    assert data["pool_amps"] == 20.0 and data["non_scheduled_amps"] == 20
+    assert data["slaves"][0]["twcid"] == "032E" and data["slaves"][0]["actual_amps"] == 15.5

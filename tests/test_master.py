@@ -22,7 +22,7 @@ LIMITS = policy.Limits(40, 40, 12)
 
 def make_master(clock, settings=None, limits=LIMITS, saved=None, **kw) -> Master:
     return Master(limits=limits, settings=settings or Settings(non_scheduled_amps=20),
-                  green_amps=lambda now: None, wall=clock.wall,
+                  green_amps=lambda *args: None, wall=clock.wall,
                   on_settings_changed=(saved.append if saved is not None else lambda r: None),
                   rng=random.Random(7), **kw)
 

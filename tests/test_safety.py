@@ -74,7 +74,7 @@ def test_offers_never_exceed_wiring(lims, unit_specs, event_list, seed):
         twcid = 0x0100 + i
         sims[twcid] = SimulatedTWC(twcid, i, protocol=protocol, max_amps=rating,
                                    car=Car(mode=mode, car_max_amps=rating))
-    master = Master(limits=lims, settings=settings, green_amps=lambda now: green["amps"],
+    master = Master(limits=lims, settings=settings, green_amps=lambda *args: green["amps"],
                     wall=clock.wall, holds=FAST, rng=random.Random(seed))
     h = Harness(master, list(sims.values()), clock)
     sent: dict[int, int] = {}

@@ -1,0 +1,364 @@
+"""The `solaredge` command: grid, solar or house power from a SolarEdge inverter, in watts.
+
+    python -m TWCManager.solaredge [--config F] [--host H] [--port N] (-grid | -solar | -house | --json)
+
+Contract (decisions.md §2): one integer and a newline on stdout, exit 0; grid is + for export
+and − for import, solar is the inverter's AC power, house = solar − grid. `--json` prints all
+three and a timestamp from one connection. On any failure it prints `Inverter unreachable` on
+stdout, the details on stderr, and exits with status 255, within 3 s in all.
+
+How it reads (spec/solaredge.md):
+- one connection per call, opened and closed here: the inverter serves one client at a time;
+- the library (`solaredge_modbus.Inverter`) connects and discovers the meters; the values are
+  read as raw register ranges through the library's own pymodbus client, so each value comes
+  with its scale factor in ONE request (SolarEdge changes scale factors between reads, and two
+  reads could pair a new value with an old factor), and so the not-implemented sentinels can be
+  told apart (the library turns int16 0x8000 into -32768 and a failed read into False == 0);
+- every request is bounded by min(timeout_s, time left), and a watchdog thread ends the process
+  at a hard deadline whatever the library or the network is doing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ConfigError, find_and_load_config
+
+UNREACHABLE_TEXT = "Inverter unreachable"
+EXIT_UNREACHABLE = 255
+EXIT_USAGE = 2
+
+# Interpreter start-up (~0.05 s, more on a Pi) comes before main(); importing pymodbus
+# (~0.1 s here, up to ~0.6 s on a Pi 3) comes after. 2.5 s from main() keeps the total under 3 s.
+HARD_DEADLINE_S = 2.5
+# The orderly path gives up here, so a normal failure is reported (with details) before the
+# watchdog has to step in.
+SOFT_DEADLINE_S = 2.2
+# One attempt per request: a retry after a timeout would not fit in the 3 s.
+LIBRARY_RETRIES = 1
+MIN_REQUEST_TIMEOUT_S = 0.05
+
+# Inverter registers read in one request: power_ac (40083) … status (40107), 25 registers.
+_INV_POWER_OFFSET = 0     # from power_ac
+_INV_POWER_SF_OFFSET = 1
+_INV_STATUS_OFFSET = 24
+_INV_BLOCK_LEN = 25
+# Meter registers read in one request: power (40206) … power_scale (40210).
+_METER_POWER_SF_OFFSET = 4
+_METER_BLOCK_LEN = 5
+
+NOT_IMPLEMENTED_INT16 = 0x8000
+NOT_IMPLEMENTED_UINT16 = 0xFFFF
+SF_LIMIT = 10             # SunSpec scale factors are -10..10
+STATUS_OFF = 1
+STATUS_SLEEPING = 2
+
+log = logging.getLogger("TWCManager.solaredge")
+
+
+class InverterError(Exception):
+    """No trustworthy reading; the message says what went wrong."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Watts with scale factors applied; None for a value not asked for. t = time.time()."""
+
+    solar_w: float | None
+    grid_w: float | None
+    t: float
+    status: int | None = None
+
+    @property
+    def house_w(self) -> float | None:
+        if self.solar_w is None or self.grid_w is None:
+            return None
+        return self.solar_w - self.grid_w
+
+
+# ---- decoding (pure) -------------------------------------------------------------------
+
+
+def int16(raw: int) -> int:
+    """A register as a signed 16-bit value."""
+    raw &= 0xFFFF
+    return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def scaled(raw_value: int, raw_sf: int, what: str) -> float:
+    """value × 10^sf from two raw int16 registers; InverterError on a sentinel or a wild SF."""
+    if raw_value & 0xFFFF == NOT_IMPLEMENTED_INT16:
+        raise InverterError(f"{what}: value not implemented (0x8000)")
+    if raw_sf & 0xFFFF == NOT_IMPLEMENTED_INT16:
+        raise InverterError(f"{what}: scale factor not implemented (0x8000)")
+    sf = int16(raw_sf)
+    if not -SF_LIMIT <= sf <= SF_LIMIT:
+        raise InverterError(f"{what}: scale factor {sf} outside -{SF_LIMIT}..{SF_LIMIT}")
+    return int16(raw_value) * 10.0 ** sf
+
+
+def solar_from_block(regs: Sequence[int]) -> tuple[float, int | None]:
+    """(solar_w, status) from the 25 registers power_ac … status.
+
+    An inverter that says it is off or asleep (night) may mark its power not implemented; that
+    is a true 0 W, not a failure. While it claims to produce, a sentinel is a failure.
+    """
+    status = regs[_INV_STATUS_OFFSET]
+    status = None if status == NOT_IMPLEMENTED_UINT16 else status
+    raw_w, raw_sf = regs[_INV_POWER_OFFSET], regs[_INV_POWER_SF_OFFSET]
+    if status in (STATUS_OFF, STATUS_SLEEPING) and NOT_IMPLEMENTED_INT16 in (raw_w & 0xFFFF, raw_sf & 0xFFFF):
+        return 0.0, status
+    return scaled(raw_w, raw_sf, "inverter power_ac"), status
+
+
+def is_export_import(option: Any) -> bool:
+    text = option.lower() if isinstance(option, str) else ""
+    return "export" in text and "import" in text
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+
+class _LastError(logging.Handler):
+    """Keeps pymodbus's last complaint for our own message instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            try:
+                self.message = record.getMessage()
+            except Exception:  # a bad format string in the library must not hide our error
+                self.message = str(record.msg)
+
+
+_pymodbus_errors = _LastError()
+
+
+def quiet_pymodbus(verbose: bool = False) -> None:
+    """pymodbus logs an ERROR line on every refused connect; keep stderr to our own words."""
+    logger = logging.getLogger("pymodbus")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = verbose
+    if _pymodbus_errors not in logger.handlers:
+        logger.addHandler(_pymodbus_errors)
+
+
+def _budget(inv: Any, timeout_s: float, deadline: float, what: str) -> None:
+    """Bound the next request by min(timeout_s, time left before the deadline)."""
+    left_s = deadline - time.monotonic()
+    if left_s < MIN_REQUEST_TIMEOUT_S:
+        raise InverterError(f"out of time before {what}")
+    # pymodbus 3.6 takes both its connect and its receive timeout from here, at each call.
+    inv.client.comm_params.timeout_connect = min(timeout_s, left_s)
+
+
+def _read_registers(inv: Any, address: int, count: int, what: str) -> list[int]:
+    """One FC3 request through the library's pymodbus client, on the connection we hold."""
+    if not inv.connected():
+        raise InverterError(f"{what}: connection lost")
+    try:
+        rr = inv.client.read_holding_registers(address, count, slave=inv.unit)
+    except Exception as e:  # pymodbus raises ConnectionException, OSError, …
+        raise InverterError(f"{what}: {e}") from e
+    registers = getattr(rr, "registers", None)
+    if rr is None or rr.isError() or registers is None:
+        extra = f" ({_pymodbus_errors.message})" if _pymodbus_errors.message else ""
+        raise InverterError(f"{what}: {rr}{extra}")
+    if len(registers) != count:
+        raise InverterError(f"{what}: {len(registers)} registers instead of {count}")
+    return list(registers)
+
+
+def _grid_meter(inv: Any) -> tuple[str, Any]:
+    """The Export+Import meter (the one at the grid connection), found by the library.
+
+    Meter1 without a readable option is accepted, as LennyBo's script did; a meter that says it
+    measures production or consumption never is (its sign means something else).
+    """
+    meters = inv.meters()
+    if not inv.connected():
+        raise InverterError("meter discovery: connection lost")
+    if not meters:
+        raise InverterError("no meter found (meter discovery returned none)")
+    options: dict[str, Any] = {}
+    for name, meter in meters.items():
+        option = meter.read("c_option").get("c_option")
+        if is_export_import(option):
+            return name, meter
+        options[name] = option
+    if not inv.connected():
+        raise InverterError("meter discovery: connection lost")
+    first = options.get("Meter1")
+    if "Meter1" in meters and not (isinstance(first, str) and first):
+        log.warning("Meter1 does not name its mode; taking it as the grid (Export+Import) meter")
+        return "Meter1", meters["Meter1"]
+    found = ", ".join(f"{n}={o!r}" for n, o in options.items())
+    raise InverterError(f"no Export+Import meter ({found})")
+
+
+def read_inverter(host: str, port: int, *, unit: int = 1, timeout_s: float = 1.0,
+                  solar: bool = True, grid: bool = True, deadline: float | None = None) -> Reading:
+    """Connect, read what is asked for, disconnect. Raises InverterError on any doubt.
+
+    The inverter block is read even for grid alone: it is one cheap request that proves the
+    link before the library's meter discovery (three requests) runs on it.
+    """
+    import solaredge_modbus  # here, not at the top: the module must import fast
+
+    deadline = time.monotonic() + SOFT_DEADLINE_S if deadline is None else deadline
+    _pymodbus_errors.message = None
+    inv = solaredge_modbus.Inverter(host=host, port=port, timeout=timeout_s, unit=unit,
+                                    retries=LIBRARY_RETRIES)
+    try:
+        _budget(inv, timeout_s, deadline, "connecting")
+        if not inv.connect():
+            raise InverterError(f"cannot connect: {_pymodbus_errors.message or 'connect failed'}")
+        # One connection per call: after a failed request the library's retry loop (and
+        # pymodbus itself) would reconnect on their own, and a silent inverter would then cost
+        # a second timeout. The meters share this client, so this holds for them too.
+        client = inv.client
+        client.connect = client.is_socket_open
+        _budget(inv, timeout_s, deadline, "reading the inverter")
+        block = _read_registers(inv, inv.registers["power_ac"][0], _INV_BLOCK_LEN, "inverter power")
+        solar_w, status = solar_from_block(block) if solar else (None, None)
+        if not solar:
+            status = block[_INV_STATUS_OFFSET]
+        grid_w = None
+        if grid:
+            _budget(inv, timeout_s, deadline, "meter discovery")
+            name, meter = _grid_meter(inv)
+            _budget(inv, timeout_s, deadline, "reading the meter")
+            regs = _read_registers(inv, meter.registers["power"][0], _METER_BLOCK_LEN, f"{name} power")
+            grid_w = scaled(regs[0], regs[_METER_POWER_SF_OFFSET], f"{name} power")
+        return Reading(solar_w=solar_w, grid_w=grid_w, t=time.time(), status=status)
+    finally:
+        inv.disconnect()
+
+
+# ---- the command -------------------------------------------------------------------------
+
+
+class _Watchdog:
+    """Ends the process with the failure output at the hard deadline, whatever main is doing.
+
+    Whoever takes the lock first owns the output: the watchdog (prints, then os._exit), or main
+    (the watchdog then does nothing). A thread, not signal.alarm: a signal handler runs only
+    between bytecodes of the main thread, and a library stuck in C code would delay it.
+    """
+
+    def __init__(self, timeout_s: float):
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self._fire)
+        self._timer.daemon = True
+        self.timeout_s = timeout_s
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _fire(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return
+        _fail(f"no result within {self.timeout_s:g} s; giving up")
+        os._exit(EXIT_UNREACHABLE)
+
+    def claim(self) -> None:
+        """Take the output for main; if the watchdog has it, block until it ends the process."""
+        self._lock.acquire()
+        self._timer.cancel()
+
+
+def _fail(detail: str) -> None:
+    try:
+        log.error("%s", detail)
+        sys.stdout.write(UNREACHABLE_TEXT + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # a closed stdout must not change the exit status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="solaredge", allow_abbrev=False,
+        description="Print SolarEdge power in watts: grid (+ export, - import), solar (inverter "
+                    "AC), house (solar - grid). On failure prints 'Inverter unreachable' and "
+                    "exits with status 255.")
+    p.add_argument("--config", metavar="F", help="TOML configuration file ([solaredge] host, port, unit, timeout_s)")
+    p.add_argument("--host", metavar="H", help="inverter address (overrides solaredge.host)")
+    p.add_argument("--port", metavar="N", type=int, help="Modbus TCP port (overrides solaredge.port)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (and pymodbus's) to stderr")
+    what = p.add_mutually_exclusive_group(required=True)
+    # Single-dash long options as in LennyBo's script; the double-dash spellings too.
+    what.add_argument("-grid", "--grid", dest="what", action="store_const", const="grid",
+                      help="grid power, + = export")
+    what.add_argument("-solar", "--solar", dest="what", action="store_const", const="solar",
+                      help="inverter AC power")
+    what.add_argument("-house", "--house", dest="what", action="store_const", const="house",
+                      help="house consumption = solar - grid")
+    what.add_argument("--json", dest="what", action="store_const", const="json",
+                      help='all three and a timestamp: {"grid_w":…,"solar_w":…,"house_w":…,"t":…}')
+    return p
+
+
+def format_reading(what: str, reading: Reading) -> str:
+    if what == "json":
+        return json.dumps({"grid_w": round(reading.grid_w), "solar_w": round(reading.solar_w),
+                           "house_w": round(reading.house_w), "t": round(reading.t, 3)})
+    return str(round({"grid": reading.grid_w, "solar": reading.solar_w, "house": reading.house_w}[what]))
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("solaredge: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+    quiet_pymodbus(verbose)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()
+    watchdog = _Watchdog(HARD_DEADLINE_S)
+    watchdog.start()
+    args = build_parser().parse_args(argv)   # exits 2 on a usage error
+    _setup_logging(args.verbose)
+    try:
+        cfg = find_and_load_config(args.config, {"solaredge.host": args.host,
+                                                 "solaredge.port": args.port}).solaredge
+    except ConfigError as e:
+        watchdog.claim()
+        log.error("%s", e)
+        return EXIT_USAGE
+    where = f"{cfg.host}:{cfg.port} unit {cfg.unit}"
+    try:
+        reading = read_inverter(cfg.host, cfg.port, unit=cfg.unit, timeout_s=cfg.timeout_s,
+                                solar=args.what != "grid", grid=args.what != "solar",
+                                deadline=started + SOFT_DEADLINE_S)
+        text = format_reading(args.what, reading)
+    except InverterError as e:
+        watchdog.claim()
+        _fail(f"{where}: {e} ({time.monotonic() - started:.2f} s)")
+        return EXIT_UNREACHABLE
+    except Exception as e:  # a library surprise is still "no reading", never a traceback and 1
+        watchdog.claim()
+        _fail(f"{where}: unexpected {type(e).__name__}: {e} ({time.monotonic() - started:.2f} s)")
+        return EXIT_UNREACHABLE
+    watchdog.claim()
+    log.debug("%s: solar %s W, grid %s W, status %s (%.3f s)", where, reading.solar_w,
+              reading.grid_w, reading.status, time.monotonic() - started)
+    print(text, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

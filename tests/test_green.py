@@ -1,0 +1,154 @@
+"""Green tracking: parsing the energy command, the hysteresis table on a fake clock
+(evcc's TestPVHysteresis style), the fail-safe, and the command runner."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from TWCManager.green import (FAILING, OK, STALE, CommandSource, GreenParams, GreenService,
+                              GreenTracker, Reading, parse_output)
+
+from .util import wait_until
+
+WPA = 690.0  # 230 V × 3 phases
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1234\n", (1234.0, None, None)),
+    ("-800", (-800.0, None, None)),
+    ('{"grid_w": 1500, "solar_w": 4000, "house_w": 2500}', (1500.0, 4000.0, 2500.0)),
+    ('{"grid_w": -20.5}', (-20.5, None, None)),
+])
+def test_parse_output(text, expected):
+    assert parse_output(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "Inverter unreachable", "12.5.3", '{"solar_w": 1}',
+                                  '{"grid_w": true}', "{broken"])
+def test_parse_output_refuses(text):
+    with pytest.raises(ValueError):
+        parse_output(text)
+
+
+def reading(grid_w, at):
+    return Reading(grid_w, None, None, at, 1_800_000_000 + at)
+
+
+# (seconds since start, grid watts, car amps, expected amps or None, tracker on)
+# start_delay 60 s, stop_delay 180 s, min 6 A, 690 W per amp.
+HYSTERESIS = [
+    (0, 0, 0, 0.0, False),               # no surplus
+    (10, 6 * WPA, 0, 0.0, False),         # enough for 6 A: starting in 60 s if it lasts
+    (40, 6 * WPA, 0, 0.0, False),
+    (69, 6 * WPA, 0, 0.0, False),
+    (70, 6 * WPA, 0, 6.0, True),          # lasted 60 s: start
+    (80, 2 * WPA, 6, 8.0, True),          # car draws 6 A, 2 A more exported: 8 A
+    (90, -3 * WPA, 6, 6.0, True),         # a cloud: 3 A short, held at the minimum
+    (200, -3 * WPA, 6, 6.0, True),        # still within 180 s
+    (210, 1 * WPA, 6, 7.0, True),         # the sun is back before the stop: continue
+    (220, -3 * WPA, 6, 6.0, True),        # a long cloud begins
+    (399, -3 * WPA, 6, 6.0, True),
+    (400, -3 * WPA, 6, 3.0, False),       # 180 s short: stop (3 A < minimum)
+    (410, 10 * WPA, 0, 0.0, False),       # a restart needs its own 60 s
+]
+
+
+def test_hysteresis_table():
+    tracker = GreenTracker(GreenParams(start_delay_s=60, stop_delay_s=180, stale_after_s=120))
+    for t, grid_w, car_amps, amps, on in HYSTERESIS:
+        decision = tracker.update(t, reading(grid_w, t), car_amps, 6.0, WPA)
+        assert (round(decision.amps, 2), tracker.on) == (amps, on), (t, decision.reason)
+
+
+def test_stale_reading_offers_nothing_and_says_why():
+    tracker = GreenTracker(GreenParams(start_delay_s=0, stop_delay_s=180, stale_after_s=120))
+    assert tracker.update(0, reading(10 * WPA, 0), 0, 6, WPA).amps == 10
+    assert tracker.update(120, reading(10 * WPA, 0), 0, 6, WPA).amps == 10
+    decision = tracker.update(121, reading(10 * WPA, 0), 0, 6, WPA)
+    assert decision.amps is None and "121 s" in decision.reason
+    assert not tracker.on  # the stop delay does not apply to a dead source
+    assert tracker.update(130, None, 0, 6, WPA).amps is None
+    # readings return: resumes by itself
+    assert tracker.update(140, reading(10 * WPA, 140), 0, 6, WPA).amps == 10
+
+
+def test_measured_volts_and_offset():
+    tracker = GreenTracker(GreenParams(start_delay_s=0, amps_offset=-1.5))
+    # a 1-phase US unit reporting 240 V: 2400 W export is 10 A, minus the offset
+    assert tracker.update(0, reading(2400, 0), 0, 6, 240.0).amps == pytest.approx(8.5)
+    # without measured volts, volts × phases from the config (230 × 3)
+    assert tracker.update(1, reading(6900, 1), 0, 6, None).amps == pytest.approx(8.5)
+
+
+def test_service_status_and_history():
+    class Fixed:
+        def __init__(self):
+            self.value = Reading(2000, 5000, 3000, 0, 1_800_000_000)
+
+        def latest(self):
+            return self.value
+
+        def status(self, now):
+            return {"state": OK}
+
+    service = GreenService(Fixed(), GreenParams(start_delay_s=0))
+    service.decide(10, 1_800_000_010, 6.0, 6, WPA)
+    status = service.status(10)
+    assert status["grid_w"] == 2000 and status["solar_w"] == 5000 and status["house_w"] == 3000
+    assert status["car_w"] == round(6 * WPA) and status["state"] == OK
+    service.decide(70, 1_800_000_070, 6.0, 6, WPA)
+    assert [s["t"] for s in service.history.samples] == [1_800_000_000, 1_800_000_060]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_command_source_reads_and_fails_and_goes_stale(tmp_path):
+    value = tmp_path / "watts"
+    value.write_text("1500")
+    clock = FakeClock()
+    script = f"{sys.executable} -c \"import sys; t=open('{value}').read(); print(t) if t != 'x' " \
+             f"else (print('Inverter unreachable'), sys.exit(255))\""
+    source = CommandSource(script, interval_s=30, stale_after_s=120, clock=clock)
+    assert source.read_once().grid_w == 1500
+    assert source.status(clock.now)["state"] == OK
+    value.write_text("x")
+    assert source.read_once() is None
+    status = source.status(clock.now)
+    assert status["state"] == FAILING and "Inverter unreachable" in status["last_error"]
+    clock.now += 121
+    assert source.status(clock.now)["state"] == STALE
+    value.write_text("-300")
+    assert source.read_once().grid_w == -300
+    assert source.status(clock.now)["state"] == OK
+
+
+def test_hung_command_is_cut_at_its_timeout():
+    source = CommandSource(f"{sys.executable} -c \"import time; time.sleep(30)\"",
+                           interval_s=30, stale_after_s=120, timeout_s=0.5)
+    assert source.read_once() is None
+    assert "no answer within 0.5 s" in source.status(0)["last_error"]
+
+
+def test_command_source_thread_runs_every_interval(tmp_path):
+    source = CommandSource(f"{sys.executable} -c \"print(42)\"", interval_s=0.2, stale_after_s=5)
+    source.start()
+    try:
+        assert wait_until(lambda: source.reads >= 3, timeout_s=10)
+    finally:
+        source.stop()
+    assert source.latest().grid_w == 42
+
+
+def test_solaredge_resolves_to_the_checkout_module_when_not_installed(monkeypatch):
+    from TWCManager import green
+
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert green.resolve_command(["solaredge", "-grid"]) == [
+        sys.executable, "-m", "TWCManager.solaredge", "-grid"]

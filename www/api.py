@@ -1,0 +1,146 @@
+"""JSON API for integrations (Home Assistant, scripts): the modular TWCManager's
+shapes, with numbers as numbers (peers.md §3)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import security
+from .daemon_link import DaemonUnavailable, commands, get_status_json
+
+bp = Blueprint("api", __name__)
+
+STATE_NAMES = {0: "ready", 1: "charging", 2: "error", 3: "plugged, do not charge",
+               4: "plugged, ready", 5: "busy", 8: "starting", 10: "amp adjustment done"}
+
+
+@bp.errorhandler(DaemonUnavailable)
+def _unavailable(exc):
+    return jsonify(error="TWCManager is not responding", detail=str(exc)), 503
+
+
+@bp.get("/getStatus")
+def get_status():
+    data = get_status_json()
+    slaves = data.get("slaves", [])
+    charging = [s for s in slaves if s["actual_amps"] >= 1.0]
+    load_amps = round(sum(s["actual_amps"] for s in slaves), 2)
+    volts = data.get("volts_per_amp", 230.0)
+    return jsonify(
+        carsCharging=len(charging),
+        chargerLoadAmps=load_amps,
+        chargerLoadWatts=round(load_amps * volts, 1),
+        maxAmpsToDivideAmongSlaves=data["pool_amps"],
+        currentPolicy=data["pool_source"],
+        policyReason=data["pool_reason"],
+        isGreenPolicy="Yes" if data["pool_source"] == "green" else "No",
+        chargeNowAmps=data["charge_now_amps"],
+        chargeNowTimeEnd=data["charge_now_until"],
+        nonScheduledAmpsMax=data["non_scheduled_amps"],
+        scheduledAmpsMax=data["scheduled_amps"],
+        scheduledChargingStartTime=data["scheduled_start"],
+        scheduledChargingEndTime=data["scheduled_end"],
+        scheduledChargingDaysBitmap=data["scheduled_days_bitmap"],
+        resumeTrackGreenEnergyTime=data["resume_green_at"],
+        wiringMaxAmpsAllTWCs=data["wiring_max_amps_all_twcs"],
+        minAmpsPerTWC=data["min_amps_per_twc"],
+        rs485LinkUp=data.get("link", {}).get("up"),
+        currentServerTime=data["server_time"],
+    )
+
+
+@bp.get("/getSlaveTWCs")
+def get_slave_twcs():
+    data = get_status_json()
+    out = {}
+    for s in data.get("slaves", []):
+        volts = s.get("volts") or [None, None, None]
+        out[s["twcid"]] = {
+            "TWCID": s["twcid"],
+            "carsCharging": int(s["actual_amps"] >= 1.0),
+            "lastAmpsOffered": s["offered_amps"],
+            "reportedAmpsActual": s["actual_amps"],
+            "maxAmps": s["max_amps"],
+            "state": s["state"],
+            "stateName": STATE_NAMES.get(s["state"], "unknown"),
+            "version": s["protocol"],
+            "lastHeartbeat": s["seconds_since_heard"],
+            "lifetimekWh": s["kwh"],
+            "voltsPhaseA": volts[0], "voltsPhaseB": volts[1], "voltsPhaseC": volts[2],
+        }
+    slaves = list(out.values())
+    out["total"] = {
+        "TWCID": "total",
+        "carsCharging": sum(s["carsCharging"] for s in slaves),
+        "lastAmpsOffered": sum(s["lastAmpsOffered"] for s in slaves),
+        "reportedAmpsActual": round(sum(s["reportedAmpsActual"] for s in slaves), 2),
+        "maxAmps": min((s["maxAmps"] for s in slaves), default=0),
+        "lifetimekWh": sum(s["lifetimekWh"] or 0 for s in slaves),
+    }
+    return jsonify(out)
+
+
+def _json_body() -> dict:
+    # JSON only: a cross-site HTML form cannot send it without a CORS preflight.
+    security.refuse_cross_site()
+    if not request.is_json:
+        _bad("send a JSON body with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        _bad("the body is not a JSON object")
+    return body
+
+
+class BadInput(Exception):
+    pass
+
+
+@bp.errorhandler(BadInput)
+def _bad_input(exc):
+    return jsonify(error=str(exc)), 400
+
+
+def _bad(message: str):
+    raise BadInput(message)
+
+
+def _positive_int(body: dict, key: str, maximum: int) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        _bad(f"{key} must be a whole number, got {value!r}")
+    if not 0 < value <= maximum:
+        _bad(f"{key} must be between 1 and {maximum}, got {value}")
+    return int(value)
+
+
+@bp.post("/chargeNow")
+def charge_now():
+    body = _json_body()
+    rate = _positive_int(body, "chargeNowRate", 240)
+    duration = _positive_int(body, "chargeNowDuration", 7 * 24 * 3600)
+    commands(f"chargeNow={rate},{duration}")
+    return jsonify(status="success", rate=rate, duration=duration)
+
+
+@bp.post("/cancelChargeNow")
+def cancel_charge_now():
+    security.refuse_cross_site()
+    commands("chargeNowCancel")
+    return jsonify(status="success")
+
+
+@bp.route("/<path:_name>", methods=["GET", "POST"])
+def unknown(_name):
+    # This catch-all also takes a known endpoint asked with the wrong method
+    # (GET /api/chargeNow): that is a 405, not an unknown endpoint.
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in ("GET", "POST"):
+        if method == request.method:
+            continue
+        try:
+            endpoint, _args = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            return jsonify(error=f"{request.path} expects {method}"), 405, {"Allow": method}
+    return jsonify(error="unknown API endpoint"), 404
