@@ -100,6 +100,8 @@ class GreenTracker:
         self._below_since: float | None = None
         self.last = GreenDecision(None, "no reading yet")
         self.available_amps: float | None = None
+        self._reading_at: float | None = None
+        self._car_amps_at_reading = 0.0
 
     def update(self, now: float, reading: Reading | None, car_amps: float,
                min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
@@ -111,7 +113,14 @@ class GreenTracker:
                                       f"no valid energy reading for {now - reading.at:.0f} s")
             return self.last
         wpa = watts_per_amp or p.watts_per_amp
-        available = reading.grid_w / wpa + car_amps + p.amps_offset
+        if reading.at != self._reading_at:
+            # A new meter value: pair it with what the cars draw now. Until the next one the
+            # pair stands for the surplus; adding a later draw to an old grid value would count
+            # every amp the car takes after the reading twice, and the offer would run up to the
+            # maximum and crash back at each reading (bench/solar_day.py showed a 60 s cycle
+            # between 6 and 16 A on a sunny day).
+            self._reading_at, self._car_amps_at_reading = reading.at, car_amps
+        available = reading.grid_w / wpa + self._car_amps_at_reading + p.amps_offset
         self.available_amps = available
         if available >= min_amps:
             self._below_since = None

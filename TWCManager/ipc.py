@@ -36,6 +36,8 @@ FTOK_ID = ord("T")
 # Commands and queries in flight between the IPC thread and the loop: beyond this
 # the IPC thread waits, the kernel queue fills and senders feel the back-pressure.
 MAX_PENDING_REQUESTS = 64
+MAX_MESSAGE_BYTES = 65536
+_WAKE_BODY = HEADER.pack(0, 0)
 
 
 def ipc_key(path: str) -> int:
@@ -368,7 +370,10 @@ class IpcServer:
 
         self._sysv = sysv_ipc
         self.key = key
-        self.queue = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREAT, mode=0o666)
+        # A receive buffer above the kernel's message limit (msgmax, 8 KiB by default):
+        # with sysv_ipc's 2 KiB default, one long request would wedge the queue.
+        self.queue = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREAT, mode=0o666,
+                                           max_message_size=MAX_MESSAGE_BYTES)
         self._post = post
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -391,9 +396,18 @@ class IpcServer:
                 self._stop.wait(1.0)
                 continue
             if self._stop.is_set():
+                if body != _WAKE_BODY:
+                    # A request that raced the shutdown: leave it for the next start.
+                    self._resend(body)
                 return
             self.pending.acquire()
             self._post((IPC_REQUEST, body, time.monotonic()))
+
+    def _resend(self, body: bytes) -> None:
+        try:
+            self.queue.send(body, block=False, type=REQUEST_TYPE)
+        except (self._sysv.BusyError, self._sysv.ExistentialError):
+            log.warning("IPC: a request that arrived during shutdown was lost")
 
     def done(self) -> None:
         """The loop finished one request."""
@@ -419,7 +433,7 @@ class IpcServer:
         if self._thread and self._thread.is_alive():
             try:
                 # Wake the blocked receive with an empty request; it is dropped unread.
-                self.queue.send(pack(0, 0, b""), block=False, type=REQUEST_TYPE)
+                self.queue.send(_WAKE_BODY, block=False, type=REQUEST_TYPE)
             except (self._sysv.BusyError, self._sysv.ExistentialError):
                 pass
             self._thread.join(timeout_s)

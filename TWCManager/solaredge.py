@@ -145,13 +145,16 @@ class _LastError(logging.Handler):
 _pymodbus_errors = _LastError()
 
 
-def quiet_pymodbus(verbose: bool = False) -> None:
-    """pymodbus logs an ERROR line on every refused connect; keep stderr to our own words."""
+def quiet_pymodbus(verbose_handler: logging.Handler | None = None) -> None:
+    """pymodbus logs an ERROR line on every refused connect; keep stderr to our own words
+    (its last complaint goes into our message). With a handler (-v), show all it says."""
     logger = logging.getLogger("pymodbus")
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logger.propagate = verbose
+    logger.setLevel(logging.DEBUG if verbose_handler else logging.WARNING)
+    logger.propagate = False
     if _pymodbus_errors not in logger.handlers:
         logger.addHandler(_pymodbus_errors)
+    if verbose_handler is not None and verbose_handler not in logger.handlers:
+        logger.addHandler(verbose_handler)
 
 
 def _budget(inv: Any, timeout_s: float, deadline: float, what: str) -> None:
@@ -199,8 +202,10 @@ def _grid_meter(inv: Any) -> tuple[str, Any]:
         options[name] = option
     if not inv.connected():
         raise InverterError("meter discovery: connection lost")
+    # A failed or empty string read comes back as False, or as "False" (the library passes
+    # its not-implemented False through str()).
     first = options.get("Meter1")
-    if "Meter1" in meters and not (isinstance(first, str) and first):
+    if "Meter1" in meters and first in (False, None, "", "False"):
         log.warning("Meter1 does not name its mode; taking it as the grid (Export+Import) meter")
         return "Meter1", meters["Meter1"]
     found = ", ".join(f"{n}={o!r}" for n, o in options.items())
@@ -323,7 +328,7 @@ def _setup_logging(verbose: bool) -> None:
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False
-    quiet_pymodbus(verbose)
+    quiet_pymodbus(handler if verbose else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,10 +180,12 @@ def php_style_query(queue, text: str) -> str | None:
     return None
 
 
-def percentile(sorted_ms: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, -(-len(sorted_ms) * p // 100))
-    return sorted_ms[int(rank) - 1]
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Linear-interpolated percentile of an ascending list (numpy's default method)."""
+    pos = (len(sorted_values) - 1) * p / 100
+    low = int(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def measure(name: str, query, count: int) -> dict:

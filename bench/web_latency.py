@@ -138,6 +138,7 @@ class Rig:
             "# Written by bench/web_latency.py\n"
             f'[twc]\nserial_port = "{link}"\nwiring_max_amps_all_twcs = 32\n'
             "wiring_max_amps_per_twc = 32\nmin_amps_per_twc = 6\n"
+            '[green]\ncommand = "false"\n'
             f'[ipc]\npath = "{self.ipc_dir}"\n[settings]\nfile = "{settings_file}"\n'
             f'[web]\nhost = "127.0.0.1"\nport = {self.port}\n[log]\nlevel = "info"\n')
         self.queue_key = ipc_key(str(self.ipc_dir))
@@ -200,6 +201,7 @@ class Rig:
 
             try:
                 sysv_ipc.MessageQueue(self.queue_key).remove()
+                print(f"removed the daemon's queue {self.queue_key:#010x}", file=sys.stderr)
             except sysv_ipc.ExistentialError:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -398,9 +400,9 @@ def print_report(results: list[Result], threads_note: str) -> None:
           f"{'met' if http_failed == 0 else 'NOT met'} ({http_failed} of {http_sent} failed)")
     php_failed = sum(r.failed for r in results if r.name.startswith("PHP"))
     php_sent = sum(r.sent for r in results if r.name.startswith("PHP"))
-    print(f"  PHP-style clients against this daemon: {php_failed} of {php_sent} replies lost "
-          f"(a limit of the old client's one-message-per-100 ms polling, which the web app "
-          f"does not use)")
+    why = (" (a limit of the old client's one-message-per-100 ms polling, which the web app "
+           "does not use)") if php_failed else ""
+    print(f"  PHP-style clients against this daemon: {php_failed} of {php_sent} replies lost{why}")
 
 
 # ---- main ----------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ The scenario starts the way a user meets it: the daemon runs with no charger on 
 then the unit joins and charges at the Eco level (16 A non-scheduled) before anyone touches
 the page. That wait is the daemon's 60 s start hold (the original's relay protection, not
 injectable into a subprocess), so this test takes about 70 s. Then Boost raises the car's
-offer to the wiring maximum (32 A), Eco brings it back down (LennyBo's Eco sequence: the
-16 A night schedule, or green tracking, which has no energy source here, i.e. 0 A; both are
-below 32 A), and once the daemon is stopped the page says TWCManager is not responding.
+offer to the wiring maximum (32 A), Eco brings it back down (LennyBo's Eco sequence: from
+21:00 to 07:00 his 16 A schedule, else green tracking, whose energy command here always
+fails, i.e. 0 A; both are below 32 A), and once the daemon is stopped the page says TWCManager is not responding.
 
 The window is phone-sized (412 x 915 CSS px); screenshots go to the pytest tmp dir and, if
 $TWC_SCREENSHOT_DIR is set, there too. Every wait has a deadline, every process is
@@ -203,6 +203,9 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
         f"wiring_max_amps_per_twc = {WIRING_MAX_AMPS}\n"
         "min_amps_per_twc = 6\n"
         "reopen_interval_s = 0.5\n"
+        # No energy source: green tracking (LennyBo's Eco by day) offers 0 A, deterministically.
+        "[green]\n"
+        'command = "false"\n'
         "[ipc]\n"
         f'path = "{ipc_dir}"\n'
         "[settings]\n"

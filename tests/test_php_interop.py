@@ -223,6 +223,13 @@ def test_bad_requests_from_php_have_no_effect(rig, ipc_log):
     assert rig.slaves()
 
 
+def test_oversized_request_from_php_does_not_wedge_the_queue(rig):
+    """A long sendTWCMsg from index.php's hex form (any text up to the kernel's msgmax,
+    8192 bytes, can be sent) must get a logged error, not stop the IPC (decisions §4.3)."""
+    command(rig, "sendTWCMsg=" + "00" * 1500)
+    assert php("query.php", rig.ipc_path, "ping=after-long").stdout == "pong=after-long"
+
+
 # --------------------------------------------------------------------- dumpState
 
 def test_dump_state_in_packet_mode_from_php(rig):

@@ -24,6 +24,7 @@ from TWCManager.sim.inverter import (
     AUTO_SF,
     BATTERY_PROBES,
     METER_BASES,
+    M_OPTION,
     M_POWER,
     M_POWER_SF,
     NOT_IMPLEMENTED_INT16,
@@ -192,6 +193,13 @@ def test_grid_meter_is_the_export_import_one(config):
     with InverterSimulator(solar_w=4000, grid_w=-700, meter_options=("Production", "Export+Import")) as s:
         assert run_command(config, s.port, "-grid").stdout == "-700\n"
         assert run_command(config, s.port, "-house").stdout == "4700\n"
+
+
+def test_meter1_without_a_mode_is_taken_for_the_grid_as_before(sim, config):
+    sim.set_registers(METER_BASES[0] + M_OPTION, [0] * 8)   # c_option empty
+    run = run_command(config, sim.port, "-grid")
+    assert (run.rc, run.stdout) == (0, "-1500\n")
+    assert "Meter1 does not name its mode" in run.stderr
 
 
 def test_a_production_meter_alone_is_not_taken_for_the_grid(config):

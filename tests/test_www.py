@@ -492,7 +492,7 @@ def test_index_post_cross_site_is_403_even_with_token(client, daemon):
     ("scheduledAmpsDay[01]", "1", "does not exist"),
     ("scheduledAmpsDay[2]", "2", "Day checkbox Tu: value '2' is not 1"),
     ("submit", "Go", "Unknown button 'Go'"),
-    ("submit", None, "Unknown button ''"),
+    ("submit", None, "No button was pressed"),
 ])
 def test_index_post_bad_field_shows_message_and_sends_nothing(client, daemon, field, value, message):
     token = csrf_token(client)
@@ -781,12 +781,18 @@ def test_api_get_status(client, daemon):
     data = response.get_json()
     assert data["carsCharging"] == 1
     assert data["chargerLoadAmps"] == 15.5
+    assert data["chargerLoadWatts"] == 15.5 * 230 * 3   # default config: 230 V, 3 phases
     assert data["maxAmpsToDivideAmongSlaves"] == 16.0
     assert data["currentPolicy"] == "green" and data["isGreenPolicy"] == "Yes"
     assert data["wiringMaxAmpsAllTWCs"] == 32 and data["minAmpsPerTWC"] == 6
     assert data["nonScheduledAmpsMax"] == -1 and data["scheduledChargingDaysBitmap"] == 127
     assert data["rs485LinkUp"] is True
     assert daemon.queries == ["getStatusJson"]
+
+
+def test_api_load_watts_follow_the_configured_phases(daemon):
+    app = make_app(daemon, **{"green.volts": 240.0, "green.phases": 1})
+    assert app.test_client().get("/api/getStatus").get_json()["chargerLoadWatts"] == 15.5 * 240
 
 
 def test_api_get_slave_twcs(client, daemon):

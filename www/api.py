@@ -25,7 +25,8 @@ def get_status():
     slaves = data.get("slaves", [])
     charging = [s for s in slaves if s["actual_amps"] >= 1.0]
     load_amps = round(sum(s["actual_amps"] for s in slaves), 2)
-    volts = data.get("volts_per_amp", 230.0)
+    # Watts per amp = volts x phases (decisions §4.15); a bare 230 undercounts 3-phase by 3x.
+    volts = data.get("volts_per_amp") or current_app.extensions["twc"]["cfg"].green.watts_per_amp
     return jsonify(
         carsCharging=len(charging),
         chargerLoadAmps=load_amps,

@@ -259,15 +259,15 @@ def validate_control(form, control: ControlForm) -> tuple[list[str], list[str]]:
                 errors.append(f"{FIELD_TITLES[name]}: a time is needed with Scheduled power.")
 
     button = form.get("submit", "")
-    if button.startswith("1-day charge"):
+    last: str | None = None
+    if button.startswith("1-day charge"):    # the label carries the amps: a prefix, as there
         last = "chargeNow"
     elif button == "Cancel 1-day charge":
         last = "chargeNowCancel"
-    elif button == "Save":
-        last = None
-    else:
+    elif button == "":
+        errors.append("No button was pressed: use Save, 1-day charge or Cancel 1-day charge.")
+    elif button != "Save":
         errors.append(f"Unknown button {button!r}: use Save, 1-day charge or Cancel 1-day charge.")
-        last = None
     if errors:
         return [], errors
 

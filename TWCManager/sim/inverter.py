@@ -110,6 +110,7 @@ _MAX_READ_REGS = 125
 _MAX_WRITE_REGS = 123
 _START_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
+_HANDOVER_GRACE_S = 0.05
 
 
 def _u16(value: int) -> int:
@@ -472,6 +473,12 @@ class InverterSimulator:
         self._writers.add(writer)
         try:
             if self._active_writer is not None:
+                # A client that has just closed may not be processed yet when the next one
+                # connects (a command run right after another); give it a moment to go.
+                deadline = time.monotonic() + _HANDOVER_GRACE_S
+                while self._active_writer is not None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
+            if self._active_writer is not None:
                 # The real inverter serves one Modbus TCP client; others are dropped at once.
                 self.connections_refused += 1
                 return
@@ -689,7 +696,8 @@ class SunRunner:
         solar_w, house_w = self.curve.at(hour)
         extra_w = float(self.load_w()) if self.load_w is not None else 0.0
         grid_w = solar_w - house_w - extra_w
-        self.sim.set_power(solar_w=solar_w, grid_w=grid_w)
+        # Scale factors follow the values, as the real inverter's do.
+        self.sim.set_power(solar_w=solar_w, grid_w=grid_w, solar_sf=AUTO_SF, grid_sf=AUTO_SF)
         self.sim.set_status(STATUS_PRODUCING if solar_w > 0 else STATUS_SLEEPING)
         self.last = {"hour": hour, "solar_w": solar_w, "house_w": house_w,
                      "load_w": extra_w, "grid_w": grid_w}

@@ -1,0 +1,321 @@
+"""`python -m TWCManager.replay [--config F]`: the daemon's green policy as a JSON-lines filter.
+
+Any outside tool (our own `bench/solar_day.py`, or someone else's simulator) can score the real
+green-tracking code with it: the same `GreenTracker` (hysteresis, fail-safe), `choose_pool`
+(green hours), `offer_for` (the Gen2 holds: 60 s start/stop, 5 s lowering, the 16/21 A spike)
+and `SlaveTWC` bookkeeping that the daemon runs, for one simulated slave in "track green"
+(non-scheduled amps = -1). Nothing here is a copy of the policy: only the glue that the daemon's
+`Master` does around it (what the TWC reports in, the offer out) is repeated.
+
+Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flushed per line:
+
+    in : {"type":"hello","dt_s":1,"car":{"min_a":6,"max_a":16,"phases":3,"volts":230}}
+    out: {"type":"hello","name":"twcmanager","step_interval_s":1,"meter_interval_s":30}
+    in : {"type":"obs","t":34215,"clock":"09:30:15","grid_w":1234.5,"pv_w":5678.9,
+          "meter_t":34215,"car_a":7.93,"car_state":"charging","offer_a":8.0}
+    out: {"offer_a": 8}
+    in : {"type":"end"}                       -> exit 0
+
+- `t`: seconds since local midnight; the policy's time base (it may wrap past midnight).
+- `clock`: local "HH:MM[:SS]" for the green hours (default: from `t`).
+- `grid_w`, `meter_t`: the latest meter reading (+ = export) and when it was taken; a new
+  reading reaches the tracker only when `meter_t` changes, as the daemon's command runs every
+  `green.interval_s` (the `meter_interval_s` of the hello reply). `grid_w` null = no reading.
+- `car_a`, `car_state` (stopped / starting / charging / full), `offer_a`: what the TWC
+  reports: its draw, its state (03 / 08 / 01 / 03) and the limit in force.
+- Out, `offer_a`: whole amps; below the car's minimum means stop.
+- Unknown fields are ignored; blank lines are skipped. A malformed line (not JSON, a missing
+  or wrong-typed field, an unknown type or car_state, obs before hello) ends the filter with a
+  message on stderr and exit status 2. End of input without an `end` line ends it quietly.
+
+The simulated slave is protocol 2 (6 A floor), rated at the hello's car max_a capped by the
+configuration's wiring; watts per amp = the car's volts x phases when the hello gives them,
+else the configuration's (green.volts x green.phases).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+from . import policy
+from .config import Config, ConfigError, find_and_load_config
+from .daemon import limits_from
+from .green import GreenParams, GreenTracker, Reading
+from .settings import Settings
+from .slave import (STATE_CHARGING, STATE_PLUGGED_NO_CHARGE, STATE_STARTING, SlaveTWC,
+                    min_amps_for_protocol)
+
+EXIT_MALFORMED = 2
+DAY_S = 86_400
+# Any fixed date: only the time of day matters to green tracking (no schedule, no charge-now).
+_DAY0 = datetime(2024, 6, 21)
+
+CAR_STATES = {
+    "stopped": STATE_PLUGGED_NO_CHARGE,
+    "starting": STATE_STARTING,
+    "charging": STATE_CHARGING,
+    "full": STATE_PLUGGED_NO_CHARGE,
+}
+
+SLAVE_ID = 0x032E
+SLAVE_SIGN = 0x77
+PROTOCOL = 2
+
+
+class ProtocolError(ValueError):
+    """A line that does not follow the replay protocol."""
+
+
+@dataclass(frozen=True)
+class Car:
+    min_a: float = 6.0
+    max_a: float | None = None
+    phases: int | None = None
+    volts: float | None = None
+
+
+@dataclass(frozen=True)
+class Obs:
+    t: float
+    clock: str | None
+    grid_w: float | None
+    pv_w: float | None
+    meter_t: float | None
+    car_a: float
+    car_state: str
+    offer_a: float
+
+
+def params_from(cfg: Config) -> GreenParams:
+    """The GreenParams the daemon builds from the configuration (daemon.py)."""
+    g = cfg.green
+    return GreenParams(volts=g.volts, phases=g.phases, amps_offset=g.amps_offset,
+                       stale_after_s=g.stale_after_s, start_delay_s=g.start_delay_s,
+                       stop_delay_s=g.stop_delay_s)
+
+
+class ReplayEngine:
+    """One simulated slave under the daemon's green policy, stepped by observations.
+
+    `step(obs)` does what the daemon does between a slave heartbeat and the next master
+    heartbeat: book the heartbeat, let the tracker see the latest meter reading with the amps
+    the car draws, pick the pool, compute and record the offer."""
+
+    def __init__(self, cfg: Config, car: Car | None = None,
+                 holds: policy.Holds = policy.Holds()) -> None:
+        car = car or Car()
+        self.cfg = cfg
+        self.car = car
+        self.limits = limits_from(cfg)
+        self.holds = holds
+        self.settings = Settings(non_scheduled_amps=-1)
+        self.tracker = GreenTracker(params_from(cfg))
+        self.green_hours = (int(cfg.green.start_hour), int(cfg.green.end_hour))
+        volts = car.volts if car.volts else cfg.green.volts
+        phases = car.phases if car.phases else cfg.green.phases
+        self.watts_per_amp = float(volts) * float(phases)
+        rated = float(cfg.twc.wiring_max_amps_per_twc)
+        if car.max_a is not None and car.max_a > 0:
+            rated = min(rated, float(car.max_a))
+        self.rated_amps = rated
+        self.slave: SlaveTWC | None = None
+        self.reading: Reading | None = None
+        self._meter_t: float | None = None
+        self._day = 0
+        self._last_t: float | None = None
+        self.last_pool: policy.PoolDecision | None = None
+        self.last_offer: policy.Offer | None = None
+
+    @property
+    def meter_interval_s(self) -> float:
+        return self.cfg.green.interval_s
+
+    @property
+    def min_amps(self) -> float:
+        """The minimum the master passes to the tracker (master._green)."""
+        return max(self.limits.min_amps_per_twc, float(min_amps_for_protocol(PROTOCOL)))
+
+    def _now(self, t: float) -> float:
+        """Monotonic seconds from `t` (seconds since midnight), counting midnights passed."""
+        if self._last_t is not None and t < self._last_t - DAY_S / 2:
+            self._day += 1
+        self._last_t = t
+        return self._day * DAY_S + t
+
+    def _when(self, obs: Obs, now: float) -> datetime:
+        if obs.clock is not None:
+            hours, minutes, seconds = _parse_clock(obs.clock)
+            return _DAY0 + timedelta(days=self._day, hours=hours, minutes=minutes,
+                                     seconds=seconds)
+        return _DAY0 + timedelta(seconds=now)
+
+    def step(self, obs: Obs) -> int:
+        now = self._now(obs.t)
+        if self.slave is None:
+            # Registered at the first observation: the 60 s start hold runs from here,
+            # as it runs from a real unit's first linkready.
+            self.slave = SlaveTWC(SLAVE_ID, SLAVE_SIGN, PROTOCOL, self.rated_amps,
+                                  registered_at=now)
+        slave = self.slave
+        slave.update_from_heartbeat(CAR_STATES[obs.car_state], obs.offer_a, obs.car_a, now)
+
+        if obs.meter_t is not None and obs.grid_w is not None and obs.meter_t != self._meter_t:
+            self._meter_t = obs.meter_t
+            at = self._day * DAY_S + obs.meter_t
+            if at > now:          # taken before the last midnight
+                at -= DAY_S
+            house = obs.pv_w - obs.grid_w if obs.pv_w is not None else None
+            self.reading = Reading(obs.grid_w, obs.pv_w, house, at, at)
+        # else: no new reading; the last one ages toward the stale fail-safe
+
+        # master._green: the draw of charging slaves, the unit's floor, measured W/A.
+        car_amps = slave.actual_amps if slave.is_charging else 0.0
+        decision = self.tracker.update(now, self.reading, car_amps, self.min_amps,
+                                       self.watts_per_amp)
+        when = self._when(obs, now)
+        self.last_pool = policy.choose_pool(self.settings, when, decision.amps, self.limits,
+                                            self.green_hours, decision.reason)
+        offer = policy.offer_for(slave, [], self.last_pool.amps, self.limits, self.holds, now)
+        slave.record_offer(offer.amps, now)
+        self.last_offer = offer
+        return offer.amps
+
+
+# ------------------------------------------------------------------------ parsing
+
+def _parse_clock(text: str) -> tuple[int, int, int]:
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        numbers = [int(p) for p in parts] + ([0] if len(parts) == 2 else [])
+    except ValueError:
+        raise ProtocolError(f"clock {text!r} is not HH:MM or HH:MM:SS") from None
+    hours, minutes, seconds = numbers
+    if not (0 <= hours <= 24 and 0 <= minutes < 60 and 0 <= seconds < 61):
+        raise ProtocolError(f"clock {text!r} is out of range")
+    return hours, minutes, seconds
+
+
+def _number(data: dict, key: str, *, required: bool, allow_null: bool = False) -> float | None:
+    if key not in data or (data[key] is None and allow_null):
+        if required and key not in data:
+            raise ProtocolError(f"missing field {key!r}")
+        return None
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProtocolError(f"field {key!r} must be a number, got {json.dumps(value)}")
+    return float(value)
+
+
+def parse_car(data: Any) -> Car:
+    if data is None:
+        return Car()
+    if not isinstance(data, dict):
+        raise ProtocolError("hello field 'car' must be an object")
+    min_a = _number(data, "min_a", required=False)
+    max_a = _number(data, "max_a", required=False)
+    volts = _number(data, "volts", required=False)
+    phases = _number(data, "phases", required=False)
+    if phases is not None and phases not in (1, 2, 3):
+        raise ProtocolError(f"car phases must be 1, 2 or 3, got {phases:g}")
+    if volts is not None and volts <= 0:
+        raise ProtocolError(f"car volts must be positive, got {volts:g}")
+    return Car(min_a=6.0 if min_a is None else min_a, max_a=max_a,
+               phases=None if phases is None else int(phases), volts=volts)
+
+
+def parse_obs(data: dict) -> Obs:
+    t = _number(data, "t", required=True)
+    clock = data.get("clock")
+    if clock is not None:
+        if not isinstance(clock, str):
+            raise ProtocolError("field 'clock' must be a string HH:MM:SS")
+        _parse_clock(clock)
+    state = data.get("car_state", "stopped")
+    if state not in CAR_STATES:
+        raise ProtocolError(f"car_state {state!r} is not one of " + ", ".join(CAR_STATES))
+    return Obs(
+        t=t, clock=clock,
+        grid_w=_number(data, "grid_w", required=False, allow_null=True),
+        pv_w=_number(data, "pv_w", required=False, allow_null=True),
+        meter_t=_number(data, "meter_t", required=False, allow_null=True),
+        car_a=_number(data, "car_a", required=False) or 0.0,
+        car_state=state,
+        offer_a=_number(data, "offer_a", required=False) or 0.0,
+    )
+
+
+def _decode(line: str) -> dict:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON ({exc.msg} at character {exc.pos + 1}): "
+                            f"{line.strip()[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("expected a JSON object")
+    kind = data.get("type")
+    if kind not in ("hello", "obs", "end"):
+        raise ProtocolError(f"unknown type {json.dumps(kind)}; expected hello, obs or end")
+    return data
+
+
+def serve(cfg: Config, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Run the filter until `end` or end of input; returns the exit status."""
+    engine: ReplayEngine | None = None
+    line_no = 0
+    try:
+        for line_no, line in enumerate(stdin, 1):
+            if not line.strip():
+                continue
+            data = _decode(line)
+            kind = data["type"]
+            if kind == "end":
+                return 0
+            if kind == "hello":
+                engine = ReplayEngine(cfg, parse_car(data.get("car")))
+                interval = engine.meter_interval_s
+                reply = {"type": "hello", "name": "twcmanager", "step_interval_s": 1,
+                         "meter_interval_s": int(interval) if interval == int(interval)
+                         else interval}
+            else:
+                if engine is None:
+                    raise ProtocolError("obs before hello")
+                reply = {"offer_a": engine.step(parse_obs(data))}
+            stdout.write(json.dumps(reply, separators=(",", ":")) + "\n")
+            stdout.flush()
+    except ProtocolError as exc:
+        print(f"TWCManager.replay: line {line_no}: {exc}", file=stderr)
+        return EXIT_MALFORMED
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m TWCManager.replay",
+        description="The daemon's green-tracking policy as a JSON-lines filter on stdin/stdout "
+                    "(hello / obs / end; see the module docstring).")
+    parser.add_argument("--config", help="TOML configuration file")
+    args = parser.parse_args(argv)
+    try:
+        cfg = find_and_load_config(args.config)
+    except ConfigError as exc:
+        print(f"TWCManager.replay: configuration error: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
+    status = serve(cfg, sys.stdin, sys.stdout, sys.stderr)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
