@@ -257,18 +257,23 @@ class _Router:
         pause_s = poll_s
         while True:
             self._kick.clear()
-            self._receive_round()
+            put_back = self._receive_round()
             if waiter.done:
                 return
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            if put_back:
+                # Someone else's reply is going round: give its owner (a PHP page polls
+                # every 100 ms) time to take it rather than passing it to and fro.
+                pause_s = max_poll_s
             if self._kick.wait(min(pause_s, left)):
                 pause_s = poll_s         # a new query was sent: its reply comes soon
             else:
                 pause_s = min(pause_s * 2, max_poll_s)
 
-    def _receive_round(self) -> None:
+    def _receive_round(self) -> bool:
+        """Take the replies waiting now; True if some were put back."""
         import sysv_ipc
 
         put_back: set[bytes] = set()
@@ -276,13 +281,14 @@ class _Router:
             try:
                 body, _mtype = self._call(lambda q: q.receive(block=False, type=REPLY_TYPE))
             except sysv_ipc.BusyError:
-                return  # nothing (more) for now
+                break  # nothing (more) for now
             if body in put_back:
                 # We have been round the queue once; let others have it for a while.
                 self._put_back(body)
-                return
+                break
             if self._dispatch(body):
                 put_back.add(body)
+        return bool(put_back)
 
     def _dispatch(self, body: bytes) -> bool:
         """Deliver one reply; True if it was put back on the queue."""

@@ -190,6 +190,15 @@ class Scenario:
                 self._log_file = None
 
     def remove_dir(self) -> None:
+        # The daemon never removes its queue (like the original): the bench does.
+        import sysv_ipc
+
+        from TWCManager.ipc import ipc_key
+
+        try:
+            sysv_ipc.MessageQueue(ipc_key(str(self.dir))).remove()
+        except (sysv_ipc.ExistentialError, OSError):
+            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_daemon(self) -> None:

@@ -447,7 +447,10 @@ def main(argv: list[str] | None = None) -> int:
             left = drain_replies(rig.queue_key)
             if left:
                 results[-1].notes.append(f"{left} late replies left in the queue, removed")
-        print_report(results, "www: waitress, 8 threads")
+        load = os.getloadavg()
+        print_report(results, f"www: waitress, 8 threads; load average {load[0]:.2f} "
+                              f"(1 min), {load[1]:.2f} (5 min) at the end: other work on the "
+                              f"machine inflates the figures")
         return 0
     except KeyboardInterrupt:
         print("\nbench: interrupted; cleaning up", file=sys.stderr)

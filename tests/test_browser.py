@@ -6,10 +6,11 @@ car charging) on a pty in this process.
 The scenario starts the way a user meets it: the daemon runs with no charger on the bus,
 then the unit joins and charges at the Eco level (16 A non-scheduled) before anyone touches
 the page. That wait is the daemon's 60 s start hold (the original's relay protection, not
-injectable into a subprocess), so this test takes about 70 s. Then Boost raises the car's
-offer to the wiring maximum (32 A), Eco brings it back down (LennyBo's Eco sequence: from
-21:00 to 07:00 his 16 A schedule, else green tracking, whose energy command here always
-fails, i.e. 0 A; both are below 32 A), and once the daemon is stopped the page says TWCManager is not responding.
+injectable into a subprocess), so this test takes 80-90 s.
+Then Boost raises the car's offer to the wiring maximum (32 A), Eco brings it back down
+(LennyBo's Eco sequence: from 21:00 to 07:00 his 16 A schedule, else green tracking, whose
+energy command here always fails, i.e. 0 A; both are below 32 A), and once the daemon is
+stopped the page says TWCManager is not responding.
 
 The window is phone-sized (412 x 915 CSS px); screenshots go to the pytest tmp dir and, if
 $TWC_SCREENSHOT_DIR is set, there too. Every wait has a deadline, every process is
@@ -145,8 +146,8 @@ class Page:
             return self.driver.execute_script("""
                 function el(id) {
                   var e = document.getElementById(id);
-                  return e ? {text: e.textContent.trim(), shown: !e.hidden && e.offsetParent !== null}
-                           : null;
+                  if (!e) return null;
+                  return {text: e.textContent.trim(), shown: !e.hidden && e.offsetParent !== null};
                 }
                 return {mode: el('mode'), available: el('available'), pulling: el('pulling'),
                         problem: el('problem'), boost: el('btnBoost'), eco: el('btnEco'),
@@ -158,6 +159,11 @@ class Page:
     def text(self, key: str) -> str | None:
         state = self.state()
         return state[key]["text"] if state and state.get(key) else None
+
+    def amps(self, key: str) -> float | None:
+        """The figure of `#available` / `#pulling` when it reads like "16.00 A", else None."""
+        match = re.fullmatch(r"(\d+\.\d\d) A", self.text(key) or "")
+        return float(match.group(1)) if match else None
 
     def problem(self) -> str:
         state = self.state()
@@ -247,8 +253,7 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
                           timeout_s=10, interval_s=0.1), (page.state(), logs())
         assert wait_until(lambda: unit.limit_amps == ECO_AMPS and unit.actual_amps() > ECO_AMPS - 1,
                           timeout_s=100, interval_s=0.2), (unit.limit_amps, logs())
-        assert wait_until(lambda: re.fullmatch(r"\d+\.\d\d A", page.text("pulling") or "")
-                          and float(page.text("pulling").split()[0]) > ECO_AMPS - 1,
+        assert wait_until(lambda: (page.amps("pulling") or 0) > ECO_AMPS - 1,
                           timeout_s=10, interval_s=0.1), (page.state(), logs())
         available = page.text("available")
         assert re.fullmatch(r"\d+\.\d\d A", available), available
@@ -262,10 +267,11 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
         assert wait_until(lambda: page.text("mode") == "Mode BOOST", timeout_s=5,
                           interval_s=0.05), (page.state(), logs())
         boost_s = time.monotonic() - clicked
+        assert boost_s < 5, boost_s
         assert wait_until(lambda: unit.limit_amps == WIRING_MAX_AMPS, timeout_s=20,
                           interval_s=0.1), (unit.limit_amps, logs())
-        assert wait_until(lambda: page.text("available") == f"{WIRING_MAX_AMPS}.00 A"
-                          and float(page.text("pulling").split()[0]) > WIRING_MAX_AMPS - 1,
+        assert wait_until(lambda: page.amps("available") == WIRING_MAX_AMPS
+                          and (page.amps("pulling") or 0) > WIRING_MAX_AMPS - 1,
                           timeout_s=15, interval_s=0.1), (page.state(), logs())
         assert page.shown("eco") and not page.shown("boost")
         state = page.state()
@@ -278,6 +284,7 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
         assert wait_until(lambda: page.text("mode") == "Mode ECO", timeout_s=5,
                           interval_s=0.05), (page.state(), logs())
         eco_s = time.monotonic() - clicked
+        assert eco_s < 5, eco_s
         assert wait_until(lambda: unit.limit_amps < WIRING_MAX_AMPS, timeout_s=20,
                           interval_s=0.1), (unit.limit_amps, logs())
         assert page.shown("boost") and not page.shown("eco")
