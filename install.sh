@@ -86,7 +86,9 @@ if [ "$UNINSTALL" -eq 1 ]; then
           "$BIN/twcmanager-screen"
     remove_rc_block
     rm -rf "$OPT"
-    [ "$STAGED" -eq 0 ] && command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload || true
+    if [ "$STAGED" -eq 0 ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl daemon-reload || true
+    fi
     say "removed. Kept: $ETC (config), $VARLIB (settings), $VARLOG (logs) and user $USER_NAME."
     exit 0
 fi
@@ -119,7 +121,7 @@ for part in TWCManager www; do
     cp -r "$SRC/$part" "$OPT/$part.new"
     find "$OPT/$part.new" -name '__pycache__' -prune -exec rm -rf {} +
     rm -f "$OPT/$part.new/TWCManagerSettings.txt"
-    rm -rf "$OPT/$part"
+    rm -rf "${OPT:?}/$part"
     mv "$OPT/$part.new" "$OPT/$part"
 done
 cp "$SRC/requirements.txt" "$OPT/requirements.txt"
@@ -223,7 +225,10 @@ usermod -a -G dialout "$USER_NAME" || die "could not add $USER_NAME to group dia
 chown -R "$USER_NAME:$USER_NAME" "$VARLIB" "$VARLOG"
 chown root:"$USER_NAME" "$ETC/twcmanager.toml"
 chmod 640 "$ETC/twcmanager.toml"
-command -v udevadm >/dev/null 2>&1 && { udevadm control --reload-rules && udevadm trigger --subsystem-match=tty; } || true
+if command -v udevadm >/dev/null 2>&1; then
+    udevadm control --reload-rules || true
+    udevadm trigger --subsystem-match=tty || true
+fi
 
 if [ "$BOOT" = systemd ]; then
     systemctl daemon-reload
