@@ -230,7 +230,7 @@ class CommandSource:
         self.started_at = clock()
         self.reads = 0
         self.failures = 0
-        self._state = None
+        self._proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="green-source", daemon=True)
@@ -238,6 +238,9 @@ class CommandSource:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # a hung command must not outlive the daemon
         if self._thread:
             self._thread.join(timeout_s)
 
@@ -250,14 +253,21 @@ class CommandSource:
     def read_once(self) -> Reading | None:
         self.last_attempt_at = self._clock()
         try:
-            done = subprocess.run(self.argv, capture_output=True, text=True,
-                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL)
-            if done.returncode != 0:
-                detail = (done.stdout.strip() or done.stderr.strip() or "no output")[:120]
-                raise ValueError(f"exit status {done.returncode}: {detail}")
-            grid, solar, house = parse_output(done.stdout)
-        except subprocess.TimeoutExpired:
-            return self._failed(f"no answer within {self.timeout_s:g} s")
+            proc = self._proc = subprocess.Popen(
+                self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdin=subprocess.DEVNULL)
+            try:
+                out, err = proc.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                return self._failed(f"no answer within {self.timeout_s:g} s")
+            finally:
+                self._proc = None
+            if proc.returncode != 0:
+                detail = (out.strip() or err.strip() or "no output")[:120]
+                raise ValueError(f"exit status {proc.returncode}: {detail}")
+            grid, solar, house = parse_output(out)
         except (OSError, ValueError) as exc:
             return self._failed(str(exc))
         if house is None and solar is not None:
