@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 from .config import ConfigError, find_and_load_config
 from .daemon import Daemon
 from .logsetup import setup_logging
-from .settings import Settings, save_settings
 
 log = logging.getLogger("TWCManager")
 
@@ -44,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = overrides_from(args)
     demo = None
     if args.demo:
-        demo = _Demo()
+        from .demo import Demo
+
+        demo = Demo()
         overrides = {**demo.overrides(), "log.level": args.log_level or "debug", **overrides}
     try:
         cfg = find_and_load_config(args.config, overrides)
@@ -65,53 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         if demo:
             demo.close()
     return 0
-
-
-class _Demo:
-    """A simulated TWC (protocol 2, 32 A) with a charging car on a pseudo-terminal."""
-
-    def __init__(self) -> None:
-        import tempfile  # only the demo needs it
-
-        self.dir = Path(tempfile.mkdtemp(prefix="twcmanager-demo-"))
-        self.link = self.dir / "ttyTWC"
-        self.bus = None
-
-    def overrides(self) -> dict[str, str]:
-        return {"twc.serial_port": str(self.link), "ipc.path": str(self.dir),
-                "settings.file": str(self.dir / "TWCManagerSettings.txt")}
-
-    def start(self, cfg) -> None:
-        from .sim import Car, SimBus, SimulatedTWC, open_pty
-
-        # Green tracking has no energy source yet, so the demo charges at a fixed
-        # non-scheduled rate: the wiring limit.
-        amps = int(cfg.twc.wiring_max_amps_all_twcs)
-        save_settings(cfg.settings.file, Settings(non_scheduled_amps=amps))
-        unit = SimulatedTWC(0x032E, 0x01, protocol=2, max_amps=32.0,
-                            car=Car(mode="charging", car_max_amps=32.0))
-        self.bus = SimBus(open_pty(str(self.link)), [unit])
-        self.bus.start()
-        log.info("Demo: simulated TWC 032E (protocol 2, 32 A) with a charging car on %s; "
-                 "non-scheduled power %d A. The car starts after the 60 s start hold. "
-                 "Ctrl-C stops.", self.link, amps)
-
-    def close(self) -> None:
-        if self.bus is not None:
-            self.bus.close()
-        _remove_queue(self.dir)  # the demo's private queue goes with its directory
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _remove_queue(path: Path) -> None:
-    import sysv_ipc
-
-    from .ipc import ipc_key
-
-    try:
-        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
-    except (sysv_ipc.ExistentialError, OSError):
-        pass
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`python -m TWCManager.ctl [--config F] [--ipc-path DIR] [--timeout S] COMMAND…`:
 send one IPC request to the running daemon, as the web pages do.
 
-Queries (getStatus, getLastTWCMsgResponse, dumpState, ping=TOKEN) print the reply.
+Queries (getStatus, getLastTWCMsgResponse, dumpState, getStatusJson, getGreenStatus,
+getGreenHistory, ping=TOKEN) print the reply.
 Anything else is sent as a one-way command and prints nothing; ctl then sends a
 `ping` and waits for its `pong`, because the daemon handles requests in order: the
 pong means the command has been handled, and no pong means nobody is serving the
@@ -22,7 +23,8 @@ from .ipc_client import IpcClient, IpcError, IpcTimeout
 
 PROG = "python -m TWCManager.ctl"
 # Query text -> packet mode. Everything else is a command.
-QUERIES = {"getStatus": False, "getLastTWCMsgResponse": False, "dumpState": True}
+QUERIES = {"getStatus": False, "getLastTWCMsgResponse": False, "dumpState": True,
+           "getStatusJson": True, "getGreenStatus": True, "getGreenHistory": True}
 
 
 def reply_mode(text: str) -> bool | None:

@@ -313,6 +313,33 @@ class CommandSource:
         }
 
 
+class CarDrawLog:
+    """What the cars drew, second by second, so a meter reading is paired with the draw
+    at the moment it was taken: surplus = export + the car's draw *then*. Pairing it
+    with the draw now double-counts a car that started after the reading (the seed's
+    30 s cadence made exactly that mistake)."""
+
+    def __init__(self, keep_s: float = 600.0) -> None:
+        self._samples: deque[tuple[float, float]] = deque()
+        self.keep_s = keep_s
+
+    def add(self, now: float, amps: float) -> None:
+        self._samples.append((now, amps))
+        while self._samples and now - self._samples[0][0] > self.keep_s:
+            self._samples.popleft()
+
+    def at(self, when: float, default: float) -> float:
+        """The draw last seen at or before `when` (the oldest if none is that old)."""
+        best = None
+        for t, amps in self._samples:
+            if t > when:
+                break
+            best = amps
+        if best is None:
+            return self._samples[0][1] if self._samples else default
+        return best
+
+
 class GreenService:
     """What the daemon holds: a reading source, the tracker, and a short history."""
 
@@ -320,6 +347,7 @@ class GreenService:
         self.source = source
         self.tracker = GreenTracker(params)
         self.history = _History()
+        self.car_draw = CarDrawLog()
         self._car_w = 0.0
         self._stale_logged = False
 
@@ -332,11 +360,15 @@ class GreenService:
     def decide(self, now: float, now_wall: float, car_amps: float, min_amps: float,
                watts_per_amp: float | None) -> GreenDecision:
         reading = self.source.latest()
-        decision = self.tracker.update(now, reading, car_amps, min_amps, watts_per_amp)
+        self.car_draw.add(now, car_amps)
+        car_then = self.car_draw.at(reading.at, car_amps) if reading else car_amps
+        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp)
         self._car_w = car_amps * (watts_per_amp or self.tracker.params.watts_per_amp)
         self.history.add(now_wall, reading if reading and decision.amps is not None else None,
                          self._car_w)
-        stale = decision.amps is None
+        # Before the first attempt has finished there is nothing to report yet.
+        attempted = getattr(self.source, "reads", 1) + getattr(self.source, "failures", 1) > 0
+        stale = decision.amps is None and attempted
         if stale and not self._stale_logged:
             status = self.source.status(now)
             log.error("Green tracking offers 0 A: %s%s", decision.reason,
@@ -353,7 +385,9 @@ class GreenService:
         status.update({
             "grid_w": reading.grid_w if reading else None,
             "solar_w": reading.solar_w if reading else None,
-            "house_w": reading.house_w if reading else None,
+            # The meter's consumption includes the car; the house is the rest.
+            "house_w": (round(reading.house_w - self._car_w)
+                        if reading and reading.house_w is not None else None),
             "car_w": round(self._car_w),
             "available_amps": (round(self.tracker.available_amps, 2)
                                if self.tracker.available_amps is not None else None),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue as queue_module
 import re
 import struct
 import threading
@@ -37,6 +38,8 @@ FTOK_ID = ord("T")
 # the IPC thread waits, the kernel queue fills and senders feel the back-pressure.
 MAX_PENDING_REQUESTS = 64
 MAX_MESSAGE_BYTES = 65536
+MAX_PENDING_REPLIES = 256
+REPLY_SEND_TIMEOUT_S = 2.0
 _WAKE_BODY = HEADER.pack(0, 0)
 
 
@@ -293,6 +296,7 @@ def status_dict(master: Master, ctx: Context) -> dict:
         "scheduled_days_bitmap": s.scheduled_days_bitmap,
         "resume_green_at": hhmm(s.resume_green_min),
         "server_time": ctx.now_wall_s,
+        "volts_per_amp": master.watts_per_amp(),
         "slaves": [{
             "twcid": slave.id_hex,
             "protocol": slave.protocol,
@@ -379,10 +383,14 @@ class IpcServer:
         self._thread: threading.Thread | None = None
         self.pending = threading.BoundedSemaphore(MAX_PENDING_REQUESTS)
         self.replies_dropped = 0
+        self._outbox: queue_module.Queue[list[bytes]] = queue_module.Queue(MAX_PENDING_REPLIES)
+        self._sender: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ipc-reader", daemon=True)
         self._thread.start()
+        self._sender = threading.Thread(target=self._run_sender, name="ipc-sender", daemon=True)
+        self._sender.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -417,16 +425,43 @@ class IpcServer:
             pass
 
     def send(self, bodies: list[bytes]) -> None:
-        for body in bodies:
+        """Hand a reply to the sender thread; never blocks the loop."""
+        if not bodies:
+            return
+        try:
+            self._outbox.put_nowait(bodies)
+        except queue_module.Full:
+            self.replies_dropped += 1
+            log.error("IPC: %d replies waiting to be sent; reply dropped", self._outbox.qsize())
+
+    def _run_sender(self) -> None:
+        # A full kernel queue (16 KiB by default) holds ~55 messages: a long packet-mode
+        # reply (the chart history) is sent as the reader makes room, for a bounded time.
+        while not self._stop.is_set():
+            try:
+                bodies = self._outbox.get(timeout=0.5)
+            except queue_module.Empty:
+                continue
+            for body in bodies:
+                if not self._send_one(body):
+                    break
+
+    def _send_one(self, body: bytes) -> bool:
+        deadline = time.monotonic() + REPLY_SEND_TIMEOUT_S
+        while True:
             try:
                 self.queue.send(body, block=False, type=REPLY_TYPE)
+                return True
             except self._sysv.BusyError:
-                self.replies_dropped += 1
-                log.error("IPC queue full: reply dropped (nobody is reading replies?)")
-                return
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    self.replies_dropped += 1
+                    log.error("IPC queue full for %.0f s: reply dropped (nobody is reading "
+                              "replies?)", REPLY_SEND_TIMEOUT_S)
+                    return False
+                time.sleep(0.005)
             except self._sysv.ExistentialError:
                 log.error("IPC queue %#x was removed: reply dropped", self.key)
-                return
+                return False
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
@@ -437,3 +472,5 @@ class IpcServer:
             except (self._sysv.BusyError, self._sysv.ExistentialError):
                 pass
             self._thread.join(timeout_s)
+        if self._sender:
+            self._sender.join(timeout_s)

@@ -51,10 +51,9 @@ from .ipc import HEADER, REPLY_TYPE, REQUEST_TYPE, ipc_key, pack
 
 log = logging.getLogger("TWCManager.ipc_client")
 
-# The daemon's IpcServer receives with sysv_ipc's default 2048-byte buffer; a longer
-# request would fail its msgrcv with E2BIG and stay at the head of the queue, so the
-# limit is that buffer minus the 6-byte header (not the kernel's 8192).
-MAX_TEXT_BYTES = 2048 - HEADER.size
+# The kernel refuses messages above msgmax (8192 bytes by default, header included);
+# the daemon receives up to 64 KiB. Keep well inside the default.
+MAX_TEXT_BYTES = 8000
 FOREIGN_REPLY_MAX_AGE_S = 30.0          # the PHP pages' rule (§8.5)
 COMMAND_SEND_TIMEOUT_S = 1.0            # how long a command waits for room in a full queue
 # Our receive buffer: anything the kernel accepts (msgmax, 8192 by default) must fit, or
@@ -164,18 +163,19 @@ class _Router:
                 return op(q)
             except sysv_ipc.BusyError:
                 raise
-            except sysv_ipc.ExistentialError:
-                pass
+            except sysv_ipc.ExistentialError as exc:
+                problem = exc
             except OSError as exc:
                 # sysv_ipc reports msgsnd on a removed queue as a plain EINVAL.
                 if exc.errno not in (errno.EINVAL, errno.EIDRM):
                     raise IpcError(f"IPC queue {self.key:#010x} ({self.where}): {exc}") from None
+                problem = exc
             except sysv_ipc.Error as exc:
                 raise IpcError(f"IPC queue {self.key:#010x} ({self.where}): {exc}") from None
             self._forget_queue(q)
             if last:
-                raise IpcError(f"TWCManager is not running: its IPC queue for {self.where} "
-                               f"(key {self.key:#010x}) was removed")
+                raise IpcError(f"IPC queue {self.key:#010x} ({self.where}) failed twice, even "
+                               f"after re-opening it: {problem}") from None
 
     def send(self, body: bytes, mtype: int, deadline: float) -> None:
         """Non-blocking send, retried while the queue is full until the deadline."""

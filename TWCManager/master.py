@@ -37,6 +37,18 @@ class MasterTiming:
     max_slaves: int = 3
     pool_interval_s: float = 1.0        # the policy's own clock (decisions.md §4.7)
     echo_window_s: float = 0.5          # adapters that echo our own frames
+    # After a command changed the settings, the next heartbeat goes out this soon after
+    # the last frame (time for the slave's reply), not a whole second later.
+    expedite_gap_s: float = 0.25
+    # A unit that went silent may still have its last limit in force (only its replies
+    # may be lost): its amps stay booked against the wiring this long, or until it
+    # announces itself again.
+    silent_reservation_s: float = 300.0
+    # Lifetime kWh and phase volts (FB EB → FD EB) from protocol-2 units: the volts turn
+    # amps into watts for green tracking (decisions.md §4.15).
+    kwh_interval_s: float = 60.0
+    kwh_first_after_s: float = 5.0
+    kwh_quiet_s: float = 0.4
 
 
 @dataclass
@@ -85,6 +97,11 @@ class Master:
         self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self.problems = BusProblems()
         self._recent_tx: list[tuple[bytes, float]] = []
+        self._expedite = False
+        self._reserved: dict[int, tuple[int, float]] = {}  # twcid -> (amps, dropped at)
+        self._last_heartbeat_at = float("-inf")
+        self._pool_log_key: tuple | None = None
+        self._kwh_due_at: dict[int, float] = {}
 
         # Debug commands (sendTWCMsg, setMasterHeartbeatData).
         self.override_heartbeat_data: bytes | None = None
@@ -112,8 +129,32 @@ class Master:
         if self._announce.frames:
             deadlines.append(self._announce.frames[0][1])
         elif self.slaves:
-            deadlines.append(self._last_tx_at + self.timing.heartbeat_interval_s)
+            deadlines.append(self._heartbeat_due())
+            poll = self._kwh_poll_due()
+            if poll:
+                deadlines.append(poll[0])
         return min(deadlines)
+
+    def _heartbeat_due(self) -> float:
+        if self._expedite:
+            return self._last_tx_at + self.timing.expedite_gap_s
+        # One a second; other frames in between (kWh polls, debug) do not shift the cadence
+        # but the bus must be quiet for a moment after them.
+        return max(self._last_heartbeat_at + self.timing.heartbeat_interval_s,
+                   self._last_tx_at + self.timing.expedite_gap_s)
+
+    def _kwh_poll_due(self) -> tuple[float, SlaveTWC] | None:
+        """The next FB EB request (kWh and phase volts), in the middle of a heartbeat gap
+        so it never meets a slave's heartbeat reply."""
+        due = [(self._kwh_due_at.get(s.twcid, float("inf")), s) for s in self.slaves
+               if s.protocol == 2]
+        if not due:
+            return None
+        at, slave = min(due, key=lambda pair: pair[0])
+        at = max(at, self._last_tx_at + self.timing.kwh_quiet_s)
+        if at > self._heartbeat_due() - self.timing.kwh_quiet_s:
+            return None  # not in this gap: after the next heartbeat
+        return at, slave
 
     def on_tick(self, now: float) -> list[bytes]:
         """Everything that is due at `now`: the policy clock, linkreadies, a heartbeat."""
@@ -126,10 +167,18 @@ class Master:
             if self._announce.frames[0][1] <= now:
                 out.append(self._sent(self._announce.frames.pop(0)[0], now))
             return out
-        if self.slaves and now >= self._last_tx_at + self.timing.heartbeat_interval_s:
+        if self.slaves and now >= self._heartbeat_due():
             frame = self._next_heartbeat(now)
+            self._expedite = False
             if frame:
                 out.append(frame)
+            return out
+        poll = self._kwh_poll_due()
+        if poll and now >= poll[0]:
+            slave = poll[1]
+            self._kwh_due_at[slave.twcid] = now + self.timing.kwh_interval_s
+            out.append(self._sent(messages.to_wire(
+                messages.KwhRequest(self.master_id, slave.twcid)), now))
         return out
 
     def _sent(self, frame: bytes, now: float) -> bytes:
@@ -153,8 +202,10 @@ class Master:
             green, green_reason = self._green(now)
         decision = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
                                       green_reason)
-        if (decision.source, decision.reason, round(decision.amps, 2)) != (
-                self.pool.source, self.pool.reason, round(self.pool.amps, 2)):
+        # One line when the source or the whole amps change, not at every countdown second.
+        key = (decision.source, round(decision.amps))
+        if key != self._pool_log_key:
+            self._pool_log_key = key
             log.info("Pool %.2f A: %s", decision.amps, decision.reason)
         self.pool = decision
 
@@ -183,6 +234,7 @@ class Master:
             slave.idle = False
             slave.low_draw_since = None
         self._refresh_pool(now)
+        self._expedite = True
 
     # -------------------------------------------------------------- heartbeats
 
@@ -203,9 +255,10 @@ class Master:
     def _heartbeat(self, slave: SlaveTWC, now: float) -> bytes:
         self._refresh_pool(now)
         others = [s for s in self.slaves if s is not slave]
-        offer = policy.offer_for(slave, others, self.pool.amps, self.limits, self.holds, now)
+        offer = policy.offer_for(slave, others, self.pool.amps, self.limits, self.holds, now,
+                                 self.reserved_amps(now))
         if self.override_heartbeat_data is not None:
-            data, amps = self._safe_override(slave, others)
+            data, amps = self._safe_override(slave, others, now)
             offer = policy.Offer(amps, "setMasterHeartbeatData override")
         elif slave.reported_limit_amps != offer.amps or offer.amps == 0:
             # 05/09 with 0 A every second, not 00, avoids relay clicking (§3.1).
@@ -218,10 +271,12 @@ class Master:
             log.info("Offer to %s: %d A (was %d A): %s", slave.id_hex, offer.amps,
                      previous, offer.reason)
         slave.last_master_data = data
+        self._last_heartbeat_at = now
         return self._sent(messages.to_wire(
             MasterHeartbeat(self.master_id, slave.twcid, data)), now)
 
-    def _safe_override(self, slave: SlaveTWC, others: list[SlaveTWC]) -> tuple[bytes, int]:
+    def _safe_override(self, slave: SlaveTWC, others: list[SlaveTWC],
+                       now: float) -> tuple[bytes, int]:
         """The debug override is sent as given, except that it may not raise a limit
         past the wiring (decisions.md §4.8 holds whatever the commands say)."""
         length = self._data_len(slave)  # padded or cut to the slave's length (§8.6)
@@ -236,7 +291,8 @@ class Master:
             wanted = max(slave.reported_limit_amps - 2, 0)
         else:                       # 00 no change, 02 error: the limit stays
             return data, slave.offered_amps
-        safe = policy.clamp_offer(slave, others, wanted, "override", self.limits)
+        safe = policy.clamp_offer(slave, others, wanted, "override", self.limits,
+                                  self.reserved_amps(now))
         if safe.amps == wanted and wanted == int(wanted):
             return data, safe.amps
         log.warning("Heartbeat override %s would offer %.2f A to %s; sending %d A (wiring limit)",
@@ -313,6 +369,7 @@ class Master:
         # Answer a linkready at once with a no-change heartbeat (§4).
         data = messages.NO_CHANGE(slave.protocol)
         slave.last_master_data = data
+        self._last_heartbeat_at = now
         return [self._sent(messages.to_wire(
             MasterHeartbeat(self.master_id, slave.twcid, data)), now)]
 
@@ -322,11 +379,14 @@ class Master:
             log.warning("More than %d slaves on the bus: dropping the oldest, %s",
                         self.timing.max_slaves, oldest.id_hex)
             self._drop(oldest)
+        # Back on the bus: what it reports from now on replaces the booking.
+        self._reserved.pop(msg.sender_id, None)
         # A 20-byte linkready gives no protocol; assume 2, whose 6 A floor is the safer.
         slave = SlaveTWC(twcid=msg.sender_id, sign=msg.sign, protocol=msg.protocol or 2,
                          rated_amps=msg.max_amps, registered_at=now)
         self._check_wiring(slave)
         self.slaves.append(slave)
+        self._kwh_due_at[slave.twcid] = now + self.timing.kwh_first_after_s
         log.info("New slave %s: protocol %d, rated %.2f A", slave.id_hex, slave.protocol,
                  slave.rated_amps)
         return slave
@@ -341,7 +401,15 @@ class Master:
             slave.config_errors.append(problem)
             log.error("%s", problem)
 
+    def reserved_amps(self, now: float) -> float:
+        """Amps booked for units that went silent (see MasterTiming.silent_reservation_s)."""
+        self._reserved = {twcid: (amps, at) for twcid, (amps, at) in self._reserved.items()
+                          if now - at < self.timing.silent_reservation_s}
+        return float(sum(amps for amps, _ in self._reserved.values()))
+
     def _drop(self, slave: SlaveTWC) -> None:
+        if slave.offered_amps > 0:
+            self._reserved[slave.twcid] = (slave.offered_amps, slave.last_heard_at)
         index = self.slaves.index(slave)
         self.slaves.remove(slave)
         if index < self._turn:

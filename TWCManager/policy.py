@@ -148,20 +148,21 @@ class Clock:
 
 
 def offer_for(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
-              limits: Limits, holds: Holds, now: float) -> Offer:
+              limits: Limits, holds: Holds, now: float, reserved_amps: float = 0.0) -> Offer:
     """The whole amps to offer `slave` now (§6.4–6.5), then the safety clamp.
     Also decides whether the slave has gone idle (its only side effect)."""
     slave.update_idle(now, holds.idle_give_up_s)
     desired, reason = _wanted(slave, others, pool_amps, limits, holds, now)
-    return clamp_offer(slave, others, desired, reason, limits)
+    return clamp_offer(slave, others, desired, reason, limits, reserved_amps)
 
 
 def clamp_offer(slave: SlaveTWC, others: list[SlaveTWC], desired: float, reason: str,
-                limits: Limits) -> Offer:
+                limits: Limits, reserved_amps: float = 0.0) -> Offer:
     """Safety invariant (decisions.md §4.8): the offers to all slaves together stay
     within wiring_max_amps_all_twcs, and no slave gets more than its own wiring or
-    rating. Wins over every hold."""
-    others_offered = sum(max(other.offered_amps, 0) for other in others)
+    rating. Wins over every hold. `reserved_amps`: limits that may still be in force
+    on units that went silent (the master keeps them booked for a while)."""
+    others_offered = sum(max(other.offered_amps, 0) for other in others) + reserved_amps
     cap = min(limits.wiring_max_amps_per_twc, slave.rated_amps,
               limits.wiring_max_amps_all_twcs - others_offered)
     amps = int(desired)

@@ -3,7 +3,7 @@
 Any outside tool (our own `bench/solar_day.py`, or someone else's simulator) can score the real
 green-tracking code with it: the same `GreenTracker` (hysteresis, fail-safe), `choose_pool`
 (green hours), `offer_for` (the Gen2 holds: 60 s start/stop, 5 s lowering, the 16/21 A spike)
-and `SlaveTWC` bookkeeping that the daemon runs, for one simulated slave in "track green"
+and `SlaveTWC` bookkeeping that the daemon runs (through its `GreenService`), for one simulated slave in "track green"
 (non-scheduled amps = -1). Nothing here is a copy of the policy: only the glue that the daemon's
 `Master` does around it (what the TWC reports in, the offer out) is repeated.
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from typing import Any, TextIO
 from . import policy
 from .config import Config, ConfigError, find_and_load_config
 from .daemon import limits_from
-from .green import GreenParams, GreenTracker, Reading
+from .green import OK, STALE, GreenParams, GreenService, Reading
 from .settings import Settings
 from .slave import (STATE_CHARGING, STATE_PLUGGED_NO_CHARGE, STATE_STARTING, SlaveTWC,
                     min_amps_for_protocol)
@@ -99,6 +100,27 @@ def params_from(cfg: Config) -> GreenParams:
                        stop_delay_s=g.stop_delay_s)
 
 
+class ReplaySource:
+    """The meter readings of the observations, in the place of the daemon's CommandSource."""
+
+    def __init__(self, stale_after_s: float) -> None:
+        self.stale_after_s = stale_after_s
+        self.reading: Reading | None = None
+        self.reads = 0
+        self.failures = 0
+
+    def put(self, reading: Reading) -> None:
+        self.reading = reading
+        self.reads += 1
+
+    def latest(self) -> Reading | None:
+        return self.reading
+
+    def status(self, now: float) -> dict:
+        fresh = self.reading is not None and now - self.reading.at <= self.stale_after_s
+        return {"state": OK if fresh else STALE}
+
+
 class ReplayEngine:
     """One simulated slave under the daemon's green policy, stepped by observations.
 
@@ -114,7 +136,10 @@ class ReplayEngine:
         self.limits = limits_from(cfg)
         self.holds = holds
         self.settings = Settings(non_scheduled_amps=-1)
-        self.tracker = GreenTracker(params_from(cfg))
+        self.source = ReplaySource(cfg.green.stale_after_s)
+        # The daemon's GreenService: pairs each reading with the draw at its time, runs the
+        # tracker (hysteresis, fail-safe) and keeps the dashboard history.
+        self.green = GreenService(self.source, params_from(cfg))
         self.green_hours = (int(cfg.green.start_hour), int(cfg.green.end_hour))
         volts = car.volts if car.volts else cfg.green.volts
         phases = car.phases if car.phases else cfg.green.phases
@@ -124,7 +149,6 @@ class ReplayEngine:
             rated = min(rated, float(car.max_a))
         self.rated_amps = rated
         self.slave: SlaveTWC | None = None
-        self.reading: Reading | None = None
         self._meter_t: float | None = None
         self._day = 0
         self._last_t: float | None = None
@@ -170,14 +194,14 @@ class ReplayEngine:
             if at > now:          # taken before the last midnight
                 at -= DAY_S
             house = obs.pv_w - obs.grid_w if obs.pv_w is not None else None
-            self.reading = Reading(obs.grid_w, obs.pv_w, house, at, at)
+            self.source.put(Reading(obs.grid_w, obs.pv_w, house, at, at))
         # else: no new reading; the last one ages toward the stale fail-safe
 
         # master._green: the draw of charging slaves, the unit's floor, measured W/A.
         car_amps = slave.actual_amps if slave.is_charging else 0.0
-        decision = self.tracker.update(now, self.reading, car_amps, self.min_amps,
-                                       self.watts_per_amp)
         when = self._when(obs, now)
+        decision = self.green.decide(now, when.timestamp(), car_amps, self.min_amps,
+                                     self.watts_per_amp)
         self.last_pool = policy.choose_pool(self.settings, when, decision.amps, self.limits,
                                             self.green_hours, decision.reason)
         offer = policy.offer_for(slave, [], self.last_pool.amps, self.limits, self.holds, now)
@@ -304,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                     "(hello / obs / end; see the module docstring).")
     parser.add_argument("--config", help="TOML configuration file")
     args = parser.parse_args(argv)
+    # The green service logs the fail-safe (no valid reading) as the daemon does: to stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="TWCManager.replay: %(message)s")
     try:
         cfg = find_and_load_config(args.config)
     except ConfigError as exc:

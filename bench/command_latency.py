@@ -34,7 +34,8 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import idle_cost  # noqa: E402
-from ipc_latency import BenchDaemon, percentile, run_bench  # noqa: E402  (puts the repo on sys.path)
+# ipc_latency also puts the checkout on sys.path.
+from ipc_latency import BenchDaemon, percentile, run_bench  # noqa: E402
 from TWCManager.ipc_client import IpcClient  # noqa: E402
 from TWCManager.messages import MasterHeartbeat  # noqa: E402
 

@@ -227,8 +227,8 @@ def print_report(results: list[dict]) -> None:
     php = next((r for r in results if r["name"] == "php" and "p50" in r), None)
     if ours and php:
         print(f"\nPHP-style / client: p50 x{php['p50'] / ours['p50']:.0f}, "
-              f"p99 x{php['p99'] / ours['p99']:.0f} (the PHP pages sleep 100 ms after "
-              f"their first, always empty, receive)")
+              f"p99 x{php['p99'] / ours['p99']:.0f} (a PHP page sleeps 100 ms whenever "
+              f"its first receive, right after the send, is too early)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,6 +22,7 @@ import json
 import math
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,8 @@ class FakeDaemon:
         self.status_json: dict | str = status_json_one_twc()
         self.dump_text = "time=1700000000, masterID=7777\nslave 032E: state=1"
         self.last_twc_response = "None"
+        # Other packet-mode JSON queries (getGreenStatus, getGreenHistory): text -> reply.
+        self.json_packets: dict[str, object] = {}
         self.silent = False
         self._received: list[Received] = []
         self._cond = threading.Condition()
@@ -177,10 +180,23 @@ class FakeDaemon:
             if ident == 0 or self.silent:
                 continue   # commands get no reply, as with the real daemon
             for reply in self._reply_bodies(time_field, ident, text):
-                try:
-                    self.queue.send(reply, block=False, type=REPLY_TYPE)
-                except (sysv_ipc.BusyError, sysv_ipc.ExistentialError):
+                if not self._send_reply(reply):
                     break
+
+    def _send_reply(self, reply: bytes) -> bool:
+        # Like the daemon's sender: a long packet reply waits (bounded) for the reader
+        # to make room in the 16 KiB kernel queue.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                self.queue.send(reply, block=False, type=REPLY_TYPE)
+                return True
+            except sysv_ipc.ExistentialError:
+                return False
+            except sysv_ipc.BusyError:
+                if time.monotonic() >= deadline or self._stopping:
+                    return False
+                time.sleep(0.005)
 
     def _reply_bodies(self, time_field: int, ident: int, text: str) -> list[bytes]:
         header = HEADER.pack(time_field, ident)
@@ -190,9 +206,11 @@ class FakeDaemon:
             return [header + self.last_twc_response.encode()[:MAX_REPLY_CHARS]]
         if text.startswith("ping="):
             return [header + b"pong=" + text[5:].encode()]
-        if text in ("dumpState", "getStatusJson"):
+        if text in ("dumpState", "getStatusJson") or text in self.json_packets:
             if text == "dumpState":
                 payload = self.dump_text
+            elif text in self.json_packets:
+                payload = json.dumps(self.json_packets[text])
             elif isinstance(self.status_json, str):
                 payload = self.status_json     # a test's deliberately broken reply
             else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
-from .util import remove_queue_for, wait_until
+from .util import free_ipc_dir, remove_queue_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,30 +84,32 @@ def test_command_line_overrides_reach_the_daemon(tmp_path):
     settings.write_text("nonScheduledAmpsMax=0")
     config = tmp_path / "c.toml"
     config.write_text("[twc]\nserial_port = \"/dev/does-not-exist\"\n")
+    ipc_dir = free_ipc_dir(tmp_path)
     with SimBus(open_pty(link), [unit]):
         proc = start(["--config", str(config), "--serial-port", link, "--settings-file",
-                      str(settings), "--ipc-path", str(tmp_path), "--log-level", "info"])
+                      str(settings), "--ipc-path", str(ipc_dir), "--log-level", "info"])
         out = Output(proc)
         try:
             assert wait_until(lambda: unit.heartbeats_received >= 3, timeout_s=15), out.text()
         finally:
             assert stop(proc) == 0
-            remove_queue_for(tmp_path)
+            remove_queue_for(ipc_dir)
     # 0 A with the protocol-1 limit command: the settings file was the one given
     assert unit.commands[-1][1] == bytes.fromhex("05000000000000")
     assert "Pool 0.00 A: do not charge" in out.text()
 
 
 def test_unreachable_adapter_keeps_running_and_says_so(tmp_path):
+    ipc_dir = free_ipc_dir(tmp_path)
     proc = start(["--serial-port", str(tmp_path / "nothing"), "--settings-file",
-                  str(tmp_path / "s.txt"), "--ipc-path", str(tmp_path)])
+                  str(tmp_path / "s.txt"), "--ipc-path", str(ipc_dir)])
     out = Output(proc)
     try:
         assert wait_until(lambda: "cannot open" in out.text(), timeout_s=10), out.text()
         assert proc.poll() is None
     finally:
         assert stop(proc) == 0
-        remove_queue_for(tmp_path)
+        remove_queue_for(ipc_dir)
 
 
 def test_help_lists_the_contract_flags():

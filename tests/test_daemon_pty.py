@@ -16,7 +16,7 @@ from TWCManager.messages import MasterHeartbeat, MasterLinkready1, MasterLinkrea
 from TWCManager.settings import Settings, load_settings, save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
-from .util import remove_queue_for, wait_until
+from .util import free_ipc_dir, remove_queue_for, wait_until
 
 FAST = policy.Holds(start_stop_s=2, lowering_s=1, spike_s=1, stuck_s=2, idle_give_up_s=5)
 
@@ -28,9 +28,9 @@ class Rig:
         save_settings(self.settings_file, settings or Settings(non_scheduled_amps=16))
         self.bus = SimBus(open_pty(self.link), units)
         self.units = units
-        self.ipc_path = tmp_path
+        self.ipc_path = free_ipc_dir(tmp_path)
         cfg = load_config(None, {"twc.serial_port": self.link, "settings.file": str(self.settings_file),
-                                 "ipc.path": str(tmp_path), "twc.reopen_interval_s": 0.5,
+                                 "ipc.path": str(self.ipc_path), "twc.reopen_interval_s": 0.5,
                                  **overrides})
         self.daemon = Daemon(cfg, holds=holds)
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
@@ -117,15 +117,18 @@ def test_settings_change_reaches_the_next_heartbeat(tmp_path):
     unit = charging_unit()
     with Rig(tmp_path, [unit]) as rig:
         assert wait_until(lambda: unit.limit_amps == 16, timeout_s=20)
+        # past the (shortened) lowering hold, so the new value is not held back
+        assert wait_until(lambda: rig.daemon.query(
+            lambda m, now: now - m.slaves[0].offer_changed_at > FAST.lowering_s + 0.5), 5)
 
         def lower(master, now):
             master.settings.non_scheduled_amps = 10
             master.settings_changed(now)
 
+        before = len(unit.commands)
         rig.daemon.call(lower)
-        before = unit.heartbeats_received
-        assert wait_until(lambda: unit.heartbeats_received > before, timeout_s=3)
-        assert unit.commands[-1][1][:3] == bytes.fromhex("0903E8")  # 10.00 A at once
+        assert wait_until(lambda: len(unit.commands) > before, timeout_s=3)
+        assert unit.commands[before][1][:3] == bytes.fromhex("0903E8")  # the very next one
 
 
 def test_charge_now_expiry_is_saved_with_no_slave(tmp_path):
@@ -167,9 +170,10 @@ def test_pyserial_url_socket(tmp_path):
     server.settimeout(10)
     port = server.getsockname()[1]
     unit = charging_unit()
+    ipc_dir = free_ipc_dir(tmp_path)
     cfg = load_config(None, {"twc.serial_port": f"socket://127.0.0.1:{port}",
                              "settings.file": str(tmp_path / "s.txt"),
-                             "ipc.path": str(tmp_path)})
+                             "ipc.path": str(ipc_dir)})
     daemon = Daemon(cfg, holds=FAST)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -184,5 +188,5 @@ def test_pyserial_url_socket(tmp_path):
         if conn:
             conn.close()
         server.close()
-        remove_queue_for(tmp_path)
+        remove_queue_for(ipc_dir)
     assert not thread.is_alive()

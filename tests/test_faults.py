@@ -18,7 +18,7 @@ from TWCManager.ipc_client import IpcClient, IpcError
 from TWCManager.settings import Settings, load_settings, save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
-from .util import remove_queue_for, wait_until
+from .util import free_ipc_dir, remove_queue_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,15 +31,16 @@ class Garage:
         self.link = str(tmp / "ttyTWC")
         self.settings_file = (settings_dir or tmp) / "TWCManagerSettings.txt"
         self.config = tmp / "twcmanager.toml"
+        self.ipc_dir = free_ipc_dir(tmp)
         self.config.write_text(
             "[twc]\nwiring_max_amps_all_twcs = 32\nwiring_max_amps_per_twc = 32\n"
             "min_amps_per_twc = 6\nreopen_interval_s = 1.0\n"
-            f"[settings]\nfile = \"{self.settings_file}\"\n[ipc]\npath = \"{tmp}\"\n"
+            f"[settings]\nfile = \"{self.settings_file}\"\n[ipc]\npath = \"{self.ipc_dir}\"\n"
             "[green]\ncommand = \"false\"\n")
         self.unit = SimulatedTWC(0x032E, 0x01, protocol=2, max_amps=32.0,
                                  car=Car(mode="charging", car_max_amps=32.0))
         self.bus = SimBus(open_pty(self.link), [self.unit])
-        self.client = IpcClient(path=str(tmp))
+        self.client = IpcClient(path=str(self.ipc_dir))
         self.proc: subprocess.Popen | None = None
         self.log = open(tmp / "daemon.log", "a")
 
@@ -74,7 +75,7 @@ class Garage:
     def close(self):
         self.stop()
         self.bus.close()
-        remove_queue_for(self.tmp)
+        remove_queue_for(self.ipc_dir)
         self.log.close()
 
 

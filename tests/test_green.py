@@ -84,7 +84,7 @@ def test_measured_volts_and_offset():
 def test_service_status_and_history():
     class Fixed:
         def __init__(self):
-            self.value = Reading(2000, 5000, 3000, 0, 1_800_000_000)
+            self.value = Reading(2000, 7000, 5000, 0, 1_800_000_000)  # house incl. the car
 
         def latest(self):
             return self.value
@@ -95,7 +95,8 @@ def test_service_status_and_history():
     service = GreenService(Fixed(), GreenParams(start_delay_s=0))
     service.decide(10, 1_800_000_010, 6.0, 6, WPA)
     status = service.status(10)
-    assert status["grid_w"] == 2000 and status["solar_w"] == 5000 and status["house_w"] == 3000
+    assert status["grid_w"] == 2000 and status["solar_w"] == 7000
+    assert status["house_w"] == 5000 - round(6 * WPA)  # the rest of the house
     assert status["car_w"] == round(6 * WPA) and status["state"] == OK
     service.decide(70, 1_800_000_070, 6.0, 6, WPA)
     assert [s["t"] for s in service.history.samples] == [1_800_000_000, 1_800_000_060]
@@ -152,3 +153,37 @@ def test_solaredge_resolves_to_the_checkout_module_when_not_installed(monkeypatc
     monkeypatch.setattr("shutil.which", lambda name: None)
     assert green.resolve_command(["solaredge", "-grid"]) == [
         sys.executable, "-m", "TWCManager.solaredge", "-grid"]
+
+
+def test_reading_is_paired_with_the_car_draw_at_its_time():
+    """A reading taken before the car started must not count the car's draw twice."""
+    class Source:
+        value = Reading(10 * WPA, None, None, 100.0, 1_800_000_100.0)
+
+        def latest(self):
+            return self.value
+
+        def status(self, now):
+            return {"state": OK}
+
+    service = GreenService(Source(), GreenParams(start_delay_s=0))
+    for t in range(95, 110):  # the car starts drawing 8 A at t = 105
+        decision = service.decide(t, 1_800_000_000 + t, 8.0 if t >= 105 else 0.0, 6, WPA)
+    # the export of 10 A was measured while the car drew nothing: 10 A, not 18 A
+    assert decision.amps == pytest.approx(10.0)
+    Source.value = Reading(2 * WPA, None, None, 110.0, 1_800_000_110.0)
+    decision = service.decide(111, 1_800_000_111, 8.0, 6, WPA)
+    assert decision.amps == pytest.approx(10.0)  # 2 A export + 8 A drawn then
+
+
+def test_status_house_excludes_the_car():
+    class Source:
+        def latest(self):
+            return Reading(1000, 7000, 6000, 0.0, 1_800_000_000.0)  # house incl. car
+
+        def status(self, now):
+            return {"state": OK}
+
+    service = GreenService(Source(), GreenParams(start_delay_s=0))
+    service.decide(1, 1_800_000_001, 8.0, 6, 690.0)
+    assert service.status(1)["house_w"] == 6000 - 8 * 690

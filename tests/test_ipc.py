@@ -19,7 +19,7 @@ from TWCManager.settings import Settings
 from TWCManager.slave import SlaveTWC
 
 from .fakes import FakeClock
-from .test_daemon_pty import Rig, charging_unit
+from .test_daemon_pty import FAST, Rig, charging_unit
 from .util import wait_until
 
 LIMITS = policy.Limits(40, 40, 12)
@@ -281,6 +281,9 @@ def test_command_reaches_the_next_heartbeat(tmp_path):
     unit = charging_unit()
     with Rig(tmp_path, [unit]) as rig:
         assert wait_until(lambda: unit.limit_amps == 16, timeout_s=20)
+        # past the (shortened) lowering hold, so the new value is not held back
+        assert wait_until(lambda: rig.daemon.query(
+            lambda m, now: now - m.slaves[0].offer_changed_at > FAST.lowering_s + 0.5), 5)
         queue = rig.daemon.ipc.queue
         queue.send(struct.pack("=LH", int(time.time()), 0) + b"setNonScheduledAmps=10", type=2)
         sent_at = time.monotonic()
@@ -357,3 +360,21 @@ def test_status_json_has_numbers():
     data = json.loads(reply.text)
     assert data["pool_amps"] == 20.0 and data["non_scheduled_amps"] == 20
     assert data["slaves"][0]["twcid"] == "032E" and data["slaves"][0]["actual_amps"] == 15.5
+
+
+def test_long_packet_reply_passes_a_full_kernel_queue(tmp_path):
+    """Six hours of chart samples (~27 KB) exceed the 16 KiB kernel queue: the sender
+    thread feeds them as the reader makes room, without blocking the loop."""
+    import json
+
+    from TWCManager.ipc_client import IpcClient
+
+    with Rig(tmp_path, [charging_unit()]) as rig:
+        samples = [{"t": 1_800_000_000 + 60 * i, "grid_w": -1234 + i, "solar_w": 5678,
+                    "house_w": 2345, "car_w": 4321} for i in range(360)]
+        rig.daemon.green.history.samples.extend(samples)
+        text = IpcClient(path=str(rig.ipc_path)).query("getGreenHistory", timeout_s=5,
+                                                       packets=True)
+        assert len(text) > 16384
+        assert json.loads(text) == samples
+        assert rig.daemon.ipc.replies_dropped == 0

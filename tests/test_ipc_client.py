@@ -5,6 +5,7 @@ removed in the fixture's finalizer. The daemon is the real one, in-process, with
 simulated TWCs on a pty (the Rig of test_daemon_pty)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -218,6 +219,15 @@ def test_ctl_prints_status_and_runs_commands(rig, tmp_path):
     # ctl waits until the daemon has handled the command: no polling needed
     assert status_fields(IpcClient(rig.ipc_path))[4] == "12"
     IpcClient(rig.ipc_path).command("setNonScheduledAmps=16")
+    out = subprocess.run(base + ["getStatusJson"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)   # a packet-mode query
+    assert out.returncode == 0 and len(json.loads(out.stdout)["slaves"]) == 2, out
+
+
+def test_a_long_request_does_not_wedge_the_daemon(rig):
+    client = IpcClient(rig.ipc_path)
+    client.command("beginTest=" + "x" * (MAX_TEXT_BYTES - 10))   # unknown: logged, ignored
+    assert client.query("ping=after", timeout_s=REPLY_S) == "pong=after"
 
 
 # --------------------------------------------------------------- no daemon
@@ -329,6 +339,21 @@ def test_packet_reply_with_a_reply_for_another_thread_in_between(bare_queue, ipc
         results["ping"] = client.query("ping=1", timeout_s=REPLY_S)
         thread.join(REPLY_S + 1)
     assert results == {"dump": long_text, "ping": "pong"}
+
+
+def test_queue_made_again_is_reopened(ipc_dir):
+    """A daemon restarted after its queue was removed: the client finds the new one."""
+    key = ipc.ipc_key(str(ipc_dir))
+    client = IpcClient(ipc_dir)
+    answer = lambda r: ipc.reply_bodies(r, ipc.Reply("one"))  # noqa: E731
+    first = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREAT, mode=0o600)
+    with FakeServer(first, answer):
+        assert client.query("getStatus", timeout_s=REPLY_S) == "one"
+    first.remove()
+    second = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREAT, mode=0o600)
+    with FakeServer(second, lambda r: ipc.reply_bodies(r, ipc.Reply("two"))):
+        assert client.query("getStatus", timeout_s=REPLY_S) == "two"
+        client.command("chargeNow")
 
 
 def test_text_must_be_ascii_and_short(ipc_dir):

@@ -210,8 +210,9 @@ def test_settings_change_reaches_the_next_heartbeat():
     h.master.settings_changed(h.clock.mono)
     before = h.clock.mono
     h.run_for(1.01)
-    assert [m.data[:3] for _, m in h.heartbeats_to(0x032E, since=before)] == [
-        bytes.fromhex("050BB8")]  # 30.00 A at the very next heartbeat
+    beats = h.heartbeats_to(0x032E, since=before)
+    assert beats[0][1].data[:3] == bytes.fromhex("050BB8")  # 30.00 A at the very next one
+    assert beats[0][0] - before <= 0.26  # sent early: a command need not wait a second
 
 
 def test_override_heartbeat_data_pads_per_protocol():
@@ -254,3 +255,25 @@ def test_schedule_starts_with_no_slave_connected():
     assert h.master.pool.source == policy.NON_SCHEDULED
     h.run_for(100)
     assert (h.master.pool.source, h.master.pool.amps) == (policy.SCHEDULED, 16.0)
+
+
+def test_kwh_and_volts_are_polled_between_heartbeats():
+    """FB EB every 60 s to protocol-2 units, in the middle of a heartbeat gap; the
+    heartbeat cadence is not disturbed; the volts give the watts per amp (§4.15)."""
+    p2, p1 = unit(0x0451, protocol=2, max_amps=32.0), unit(0x032E, protocol=1)
+    p2.volts = (231, 229, 230)
+    h = harness([p2, p1])
+    h.run_for(130)
+    polls = [(t, m) for t, d, m, _ in h.wire if d == "M" and isinstance(m, messages.KwhRequest)]
+    assert [m.receiver_id for _, m in polls] == [0x0451] * len(polls) and 2 <= len(polls) <= 3
+    beats = [t for t, d, m, _ in h.wire if d == "M" and isinstance(m, MasterHeartbeat)]
+    for t, _ in polls:  # never right after a heartbeat, never right before the next one
+        before = max(b for b in beats if b <= t)
+        after = min(b for b in beats if b > t)
+        assert t - before >= 0.39 and after - t >= 0.39
+    steady = [b for b in beats if b > beats[0] + 10]
+    gaps = [b - a for a, b in zip(steady, steady[1:])]
+    assert max(gaps) < 1.01 and min(gaps) > 0.99
+    slave = next(s for s in h.master.slaves if s.twcid == 0x0451)
+    assert slave.volts == (231, 229, 230) and slave.kwh >= 119
+    assert h.master.watts_per_amp() == 690

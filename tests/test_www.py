@@ -964,3 +964,40 @@ def test_unknown_page_is_404_html(client):
     response = client.get("/nothing.php")
     assert response.status_code == 404 and response.mimetype == "text/html"
     assert_no_trace(response)
+
+
+# ------------------------------------------------------------------ the sun panel
+
+GREEN = {"state": "stale", "grid_w": -1200.0, "solar_w": 300.0, "house_w": 1500.0,
+         "car_w": 0, "last_reading_at": 1_800_000_000.0, "last_error": "Inverter unreachable",
+         "failing_since": 1_800_000_000.0, "reason": "no valid energy reading for 130 s"}
+
+
+def test_api_green_status_and_history(client, daemon):
+    daemon.json_packets["getGreenStatus"] = GREEN
+    history = [{"t": 1_800_000_000 + 60 * i, "solar_w": 100 * i, "house_w": 400, "car_w": 0,
+                "grid_w": 100 * i - 400} for i in range(200)]  # several packets' worth
+    daemon.json_packets["getGreenHistory"] = history
+    assert client.get("/api/getGreenStatus").get_json() == GREEN
+    assert client.get("/api/getGreenHistory").get_json() == history
+
+
+def test_api_get_status_carries_the_sun(client, daemon):
+    daemon.status_json = {**daemon.status_json, "green": GREEN}
+    data = client.get("/api/getStatus").get_json()
+    assert (data["generationWatts"], data["consumptionWatts"], data["gridWatts"]) == (
+        300.0, 1500.0, -1200.0)
+    assert data["greenSourceState"] == "stale"
+
+
+def test_api_green_status_daemon_silent(client, daemon):
+    daemon.silent = True
+    response = client.get("/api/getGreenStatus")
+    assert response.status_code == 503 and "not responding" in response.get_json()["error"]
+
+
+def test_dashboard_loads_the_sun_panel_from_local_files(client):
+    html = client.get("/").get_data(as_text=True)
+    for asset in ("vendor/uPlot-1.6.30.iife.min.js", "vendor/uPlot-1.6.30.min.css", "solar.js"):
+        assert f"/static/{asset}" in html
+        assert client.get(f"/static/{asset}").status_code == 200

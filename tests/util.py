@@ -56,3 +56,26 @@ def remove_queue_for(path) -> None:
         sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
     except sysv_ipc.ExistentialError:
         pass
+
+
+def free_ipc_dir(parent):
+    """A new directory under `parent` whose ftok key has no queue yet: ftok keeps only
+    16 bits of the inode, so two temp directories can share a key, and a test must
+    never serve (or remove) somebody else's queue."""
+    from pathlib import Path
+
+    import sysv_ipc
+
+    from TWCManager.ipc import ipc_key
+
+    for n in range(100):
+        path = Path(parent) / f"twcipc{n}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        try:
+            sysv_ipc.MessageQueue(ipc_key(str(path)))
+        except sysv_ipc.ExistentialError:
+            return path
+    raise RuntimeError("no free SysV key among 50 temporary directories")

@@ -27,6 +27,7 @@ def get_status():
     load_amps = round(sum(s["actual_amps"] for s in slaves), 2)
     # Watts per amp = volts x phases (decisions §4.15); a bare 230 undercounts 3-phase by 3x.
     volts = data.get("volts_per_amp") or current_app.extensions["twc"]["cfg"].green.watts_per_amp
+    green = data.get("green") or {}
     return jsonify(
         carsCharging=len(charging),
         chargerLoadAmps=load_amps,
@@ -47,7 +48,36 @@ def get_status():
         minAmpsPerTWC=data["min_amps_per_twc"],
         rs485LinkUp=data.get("link", {}).get("up"),
         currentServerTime=data["server_time"],
+        # The sun, as the modular TWCManager names it, plus our source state (issue 5).
+        generationWatts=green.get("solar_w"),
+        consumptionWatts=green.get("house_w"),
+        gridWatts=green.get("grid_w"),
+        greenSourceState=green.get("state"),
+        greenLastReadingTime=green.get("last_reading_at"),
     )
+
+
+@bp.get("/getGreenStatus")
+def get_green_status():
+    """Grid, solar, house and car watts, the last reading's time and the source state."""
+    return jsonify(_json_query("getGreenStatus"))
+
+
+@bp.get("/getGreenHistory")
+def get_green_history():
+    """One sample a minute for the last hours: t, solar_w, house_w, car_w, grid_w."""
+    return jsonify(_json_query("getGreenHistory"))
+
+
+def _json_query(text: str):
+    import json
+
+    from .daemon_link import query
+
+    try:
+        return json.loads(query(text, packets=True))
+    except ValueError as exc:
+        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
 
 
 @bp.get("/getSlaveTWCs")

@@ -1,0 +1,108 @@
+"""`python -m TWCManager --demo`: the whole system on simulated hardware.
+
+A simulated Wall Connector (protocol 2, 32 A) with a car that wants to charge on a
+pseudo-terminal, a simulated SolarEdge inverter (a real Modbus TCP server on
+127.0.0.1) under a late-morning sun curve, the real `solaredge` command reading it,
+the daemon tracking green energy, and the web pages on http://127.0.0.1:8080/.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .settings import Settings, save_settings
+
+log = logging.getLogger("TWCManager.demo")
+
+WEB_PORT = 8080
+SUN_START_H = 11.0  # the simulated day starts late morning, whatever the real time
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free TCP port on 127.0.0.1")
+
+
+class Demo:
+    def __init__(self) -> None:
+        from .sim.inverter import InverterSimulator
+
+        self.dir = Path(tempfile.mkdtemp(prefix="twcmanager-demo-"))
+        self.link = self.dir / "ttyTWC"
+        self.inverter = InverterSimulator(solar_w=0, grid_w=0).start()
+        self.web_port = _free_port(WEB_PORT)
+        self.bus = None
+        self.sun = None
+        self.web: subprocess.Popen | None = None
+
+    def overrides(self) -> dict:
+        return {
+            "twc.serial_port": str(self.link), "ipc.path": str(self.dir),
+            "settings.file": str(self.dir / "TWCManagerSettings.txt"),
+            "green.command": (f"{sys.executable} -m TWCManager.solaredge --host 127.0.0.1 "
+                              f"--port {self.inverter.port} --json"),
+            # Green tracking all day long in the demo: the simulated sun has its own clock.
+            "green.start_hour": 0, "green.end_hour": 24,
+            "web.host": "127.0.0.1", "web.port": self.web_port,
+        }
+
+    def start(self, cfg) -> None:
+        from .sim import Car, SimBus, SimulatedTWC, open_pty
+        from .sim.inverter import SunCurve, SunRunner
+
+        save_settings(cfg.settings.file, Settings(non_scheduled_amps=-1))  # Eco: track green
+        unit = SimulatedTWC(0x032E, 0x01, protocol=2, max_amps=32.0,
+                            car=Car(mode="charging", car_max_amps=32.0))
+        self.bus = SimBus(open_pty(str(self.link)), [unit])
+        self.bus.start()
+        watts_per_amp = cfg.green.volts * cfg.green.phases
+        # The meter sees the car's draw, as a real one would.
+        self.sun = SunRunner(self.inverter, SunCurve(peak_w=9000, seed=7), start_h=SUN_START_H,
+                             load_w=lambda: unit.car.amps * watts_per_amp)
+        self.sun.start()
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "www", "--ipc-path", str(self.dir), "--host", "127.0.0.1",
+             "--port", str(self.web_port)] + (["--config", str(cfg.source)] if cfg.source else []),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log.info("Demo: simulated TWC 032E (protocol 2, 32 A) with a car on %s; simulated "
+                 "SolarEdge inverter on 127.0.0.1:%d (9 kWp, sun from %02d:00); tracking green "
+                 "energy. Web page: http://127.0.0.1:%d/ . The car starts once the surplus has "
+                 "lasted the start delay and the 60 s start hold has passed. Ctrl-C stops.",
+                 self.link, self.inverter.port, int(SUN_START_H), self.web_port)
+
+    def close(self) -> None:
+        if self.web is not None and self.web.poll() is None:
+            self.web.terminate()
+            try:
+                self.web.wait(5)
+            except subprocess.TimeoutExpired:
+                self.web.kill()
+        if self.sun is not None:
+            self.sun.stop()
+        self.inverter.stop()
+        if self.bus is not None:
+            self.bus.close()
+        _remove_queue(self.dir)  # the demo's private queue goes with its directory
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_queue(path: Path) -> None:
+    import sysv_ipc
+
+    from .ipc import ipc_key
+
+    try:
+        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
+    except (sysv_ipc.ExistentialError, OSError):
+        pass
