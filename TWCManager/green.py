@@ -11,6 +11,7 @@ Three parts, outermost last:
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import shlex
@@ -69,9 +70,10 @@ class GreenParams:
     phases: int = 3
     amps_offset: float = 0.0
     stale_after_s: float = 120.0
-    # Hysteresis on top of the Gen2 holds (see README "Green tracking" for the choice).
-    start_delay_s: float = 60.0
-    stop_delay_s: float = 180.0
+    # Hysteresis on top of the Gen2 holds; none by default (README "Green tracking: how it
+    # decides and why these defaults": on the bench every second of it cost grid or sun).
+    start_delay_s: float = 0.0
+    stop_delay_s: float = 0.0
 
     @property
     def watts_per_amp(self) -> float:
@@ -320,24 +322,23 @@ class CarDrawLog:
     30 s cadence made exactly that mistake)."""
 
     def __init__(self, keep_s: float = 600.0) -> None:
-        self._samples: deque[tuple[float, float]] = deque()
+        self._times: deque[float] = deque()
+        self._amps: deque[float] = deque()
         self.keep_s = keep_s
 
     def add(self, now: float, amps: float) -> None:
-        self._samples.append((now, amps))
-        while self._samples and now - self._samples[0][0] > self.keep_s:
-            self._samples.popleft()
+        self._times.append(now)
+        self._amps.append(amps)
+        while self._times and now - self._times[0] > self.keep_s:
+            self._times.popleft()
+            self._amps.popleft()
 
     def at(self, when: float, default: float) -> float:
         """The draw last seen at or before `when` (the oldest if none is that old)."""
-        best = None
-        for t, amps in self._samples:
-            if t > when:
-                break
-            best = amps
-        if best is None:
-            return self._samples[0][1] if self._samples else default
-        return best
+        if not self._times:
+            return default
+        index = bisect.bisect_right(self._times, when) - 1
+        return self._amps[max(index, 0)]
 
 
 class GreenService:

@@ -1,16 +1,17 @@
 """`python -m TWCManager.replay [--config F]`: the daemon's green policy as a JSON-lines filter.
 
 Any outside tool (our own `bench/solar_day.py`, or someone else's simulator) can score the real
-green-tracking code with it: the same `GreenTracker` (hysteresis, fail-safe), `choose_pool`
-(green hours), `offer_for` (the Gen2 holds: 60 s start/stop, 5 s lowering, the 16/21 A spike)
-and `SlaveTWC` bookkeeping that the daemon runs (through its `GreenService`), for one simulated slave in "track green"
-(non-scheduled amps = -1). Nothing here is a copy of the policy: only the glue that the daemon's
-`Master` does around it (what the TWC reports in, the offer out) is repeated.
+green-tracking code with it: the same `GreenService` and `GreenTracker` (reading paired with the
+draw at its time, hysteresis, fail-safe), `choose_pool` (green hours), `offer_for` (the Gen2
+holds: 60 s start/stop, 5 s lowering, the 16/21 A spike) and `SlaveTWC` bookkeeping that the
+daemon runs, for one simulated slave in "track green" (non-scheduled amps = -1). Nothing
+here is a copy of the policy: only the glue that the daemon's `Master` does around it (what
+the TWC reports in, the offer out) is repeated.
 
 Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flushed per line:
 
     in : {"type":"hello","dt_s":1,"car":{"min_a":6,"max_a":16,"phases":3,"volts":230}}
-    out: {"type":"hello","name":"twcmanager","step_interval_s":1,"meter_interval_s":30}
+    out: {"type":"hello","name":"twcmanager","step_interval_s":1,"meter_interval_s":10}
     in : {"type":"obs","t":34215,"clock":"09:30:15","grid_w":1234.5,"pv_w":5678.9,
           "meter_t":34215,"car_a":7.93,"car_state":"charging","offer_a":8.0}
     out: {"offer_a": 8}
@@ -30,7 +31,8 @@ Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flus
 
 The simulated slave is protocol 2 (6 A floor), rated at the hello's car max_a capped by the
 configuration's wiring; watts per amp = the car's volts x phases when the hello gives them,
-else the configuration's (green.volts x green.phases).
+else the configuration's (green.volts x green.phases). The car's min_a is accepted but not
+used: the daemon cannot know it either; its minimum is max(twc.min_amps_per_twc, 6 A).
 """
 from __future__ import annotations
 

@@ -98,6 +98,7 @@ class Result:
     threads: int
     warmup_s: float
     sched_cpu_s_per_min: float | None
+    children_cpu_s_per_min: float = 0.0
 
 
 # ---- /proc ---------------------------------------------------------------------------------
@@ -111,6 +112,15 @@ def cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2:].split()
     utime, stime = int(fields[11]), int(fields[12])   # fields 14 and 15 of proc(5)
     return (utime + stime) / CLK_TCK
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """cutime + cstime: CPU of the children the daemon waited for (the energy command
+    it runs every green.interval_s), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK   # fields 16 and 17 of proc(5)
 
 
 def sched_cpu_seconds(pid: int) -> float | None:
@@ -265,8 +275,10 @@ class Scenario:
         hb0 = unit.heartbeats_received
         sched0 = sched_cpu_seconds(pid)
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        child0 = children_cpu_seconds(pid)
         self.sleep_alive(seconds)
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        child1 = children_cpu_seconds(pid)
         sched1 = sched_cpu_seconds(pid)
         hb1 = unit.heartbeats_received
         rss = peak_rss_mb(pid)
@@ -281,7 +293,8 @@ class Scenario:
         per_min = 60.0 / window
         sched = (sched1 - sched0) * per_min if sched0 is not None and sched1 is not None else None
         return Result(self.name, window, (cpu1 - cpu0) * per_min, rss, (hb1 - hb0) * per_min,
-                      (lines1 - lines0) * per_min, threads, warmup_s, sched)
+                      (lines1 - lines0) * per_min, threads, warmup_s, sched,
+                      (child1 - child0) * per_min)
 
 
 def count_lines(path: Path) -> int:
@@ -332,7 +345,8 @@ def print_table(results: list[Result], seconds: float) -> None:
         sched = f"{r.sched_cpu_s_per_min:.3f}" if r.sched_cpu_s_per_min is not None else "n/a"
         print(f"  {r.scenario}: window {r.window_s:.1f} s after {r.warmup_s:.1f} s warm-up; "
               f"{r.threads} threads; {r.log_lines_per_min:.1f} console lines/min; "
-              f"schedstat cross-check {sched} CPU-s/min")
+              f"schedstat cross-check {sched} CPU-s/min; energy command (children, not in "
+              f"the table) {r.children_cpu_s_per_min:.3f} CPU-s/min")
     if results:
         grain = tick * 60.0 / results[0].window_s
         print(f"  /proc/<pid>/stat counts in {tick * 1000:.0f} ms ticks: "

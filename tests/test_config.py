@@ -39,7 +39,7 @@ def test_defaults():
             t.min_amps_per_twc) == ("/dev/ttyUSB0", 9600, 16, 16, 6)
     assert (t.master_id, t.master_sign, t.reopen_interval_s, t.slave_timeout_s) == (0x7777, 0x77, 3.0, 26.0)
     assert (g.command, g.interval_s, g.start_hour, g.end_hour, g.volts, g.phases, g.amps_offset,
-            g.stale_after_s) == ("solaredge -grid", 30, 6, 20, 230, 3, 0.0, 120)
+            g.stale_after_s) == ("solaredge -grid", 10, 6, 20, 230, 3, 0.0, 120)
     assert g.watts_per_amp == 690
     assert cfg.ipc.path == "" and cfg.settings.file == ""
     assert (cfg.web.host, cfg.web.port) == ("0.0.0.0", 8080)
@@ -229,7 +229,7 @@ def test_all_errors_are_listed_at_once(tmp_path):
     ("[green]\nphases = 0\n", "green.phases = 0: expected 1 or 3"),
     ("[green]\nphases = 2\n", "green.phases = 2: expected 1 or 3"),
     ("[green]\ninterval_s = 0\n", "green.interval_s = 0.0: expected a positive number of seconds"),
-    ("[green]\nstale_after_s = 10\n", "green.stale_after_s (10.0 s) is shorter than green.interval_s (30.0 s)"),
+    ("[green]\nstale_after_s = 5\n", "green.stale_after_s (5.0 s) is shorter than green.interval_s (10.0 s)"),
     ("[green]\ncommand = '  '\n", "green.command is empty"),
     ("[web]\nport = 0\n", "web.port = 0: expected a TCP port 1..65535"),
     ("[web]\nport = 65536\n", "web.port = 65536: expected a TCP port 1..65535"),

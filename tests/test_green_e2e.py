@@ -56,15 +56,16 @@ def test_export_starts_import_stops_and_a_dead_inverter_means_0_a(tmp_path, inve
     unit = charging_unit()
     with Rig(tmp_path, [unit], settings=Settings(non_scheduled_amps=-1),
              **green_overrides(solaredge(inverter.port))) as rig:
-        meter = CarOnMeter(inverter, unit, surplus_w=10 * WPA)  # 10 A of surplus
+        # Half an amp over each target: offers are whole amps, rounded down.
+        meter = CarOnMeter(inverter, unit, surplus_w=10.5 * WPA)
         # export rises → the offer rises (after the start delay and the start hold)
         assert wait_until(lambda: meter() and unit.limit_amps == 10 and unit.actual_amps() > 8,
                           timeout_s=30), green_status(rig)
         status = green_status(rig)
-        assert status["state"] == "ok" and status["solar_w"] == 10 * WPA + 500
+        assert status["state"] == "ok" and status["solar_w"] == round(10.5 * WPA + 500)
         assert status["car_w"] > 0 and status["grid_w"] is not None
         # more sun → more amps
-        meter.surplus_w = 14 * WPA
+        meter.surplus_w = 14.5 * WPA
         assert wait_until(lambda: meter() and unit.limit_amps == 14, timeout_s=20)
         # import → the offer falls to the minimum, then stops after the stop delay
         meter.surplus_w = -2 * WPA
