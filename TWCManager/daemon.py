@@ -50,8 +50,9 @@ class Daemon:
         params = GreenParams(volts=g.volts, phases=g.phases, amps_offset=g.amps_offset,
                              stale_after_s=g.stale_after_s, start_delay_s=g.start_delay_s,
                              stop_delay_s=g.stop_delay_s)
-        source = green_source or CommandSource(g.command, g.interval_s, g.stale_after_s,
-                                               clock=monotonic)
+        source = green_source or CommandSource(
+            g.command, g.interval_s, g.stale_after_s, clock=monotonic,
+            active=self._green_active, idle_interval_s=max(60.0, g.interval_s))
         self.green = GreenService(source, params)
         self.inbox: queue.Queue[tuple] = queue.Queue()
         self.master = Master(
@@ -72,6 +73,15 @@ class Daemon:
         self._running = False
 
     # ------------------------------------------------------------ outside API
+
+    def _green_active(self) -> bool:
+        """Is green tracking what sets the pool now? Read from the source's thread: only
+        plain attribute reads of the master, no locks needed."""
+        master = getattr(self, "master", None)
+        if master is None or master.pool.source != policy.GREEN:
+            return False
+        start_hour, end_hour = master.green_hours
+        return start_hour <= self._wall().hour < end_hour
 
     def _green_decide(self, now: float, car_amps: float, min_amps: float,
                       watts_per_amp: float | None):

@@ -213,8 +213,15 @@ class CommandSource:
     def __init__(self, command: str, interval_s: float, stale_after_s: float,
                  timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 active: Callable[[], bool] = lambda: True,
+                 idle_interval_s: float = 60.0) -> None:
         self.command = command
+        # While green tracking is not what sets the pool (another mode, or outside its
+        # hours) the reading only feeds the status panel: read less often, since each
+        # run of the command is a Python process (~0.15 CPU-s here, more on a Pi).
+        self.active = active
+        self.idle_interval_s = max(idle_interval_s, interval_s)
         self.argv = resolve_command(shlex.split(command))
         self.interval_s = interval_s
         self.stale_after_s = stale_after_s
@@ -250,7 +257,13 @@ class CommandSource:
         while not self._stop.is_set():
             started = self._clock()
             self.read_once()
-            self._stop.wait(max(0.0, self.interval_s - (self._clock() - started)))
+            while not self._stop.is_set():
+                interval = self.interval_s if self.active() else self.idle_interval_s
+                left = interval - (self._clock() - started)
+                if left <= 0:
+                    break
+                # Wake at least every interval_s so switching to green is noticed soon.
+                self._stop.wait(min(left, self.interval_s))
 
     def read_once(self) -> Reading | None:
         self.last_attempt_at = self._clock()

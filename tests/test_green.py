@@ -187,3 +187,20 @@ def test_status_house_excludes_the_car():
     service = GreenService(Source(), GreenParams(start_delay_s=0))
     service.decide(1, 1_800_000_001, 8.0, 6, 690.0)
     assert service.status(1)["house_w"] == 6000 - 8 * 690
+
+
+def test_command_source_reads_less_often_when_green_is_not_in_use():
+    active = {"green": False}
+    source = CommandSource(f"{sys.executable} -c \"print(42)\"", interval_s=0.2,
+                           stale_after_s=5, active=lambda: active["green"], idle_interval_s=30)
+    source.start()
+    try:
+        assert wait_until(lambda: source.reads >= 1, timeout_s=10)
+        reads = source.reads
+        active["green"] = True  # green tracking selected: back to every interval_s
+        assert wait_until(lambda: source.reads >= reads + 3, timeout_s=10)
+        active["green"] = False
+        settled = source.reads + 1  # the read under way may still finish
+        assert not wait_until(lambda: source.reads > settled, timeout_s=1.5)
+    finally:
+        source.stop()
