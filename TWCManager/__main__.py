@@ -5,7 +5,6 @@ import argparse
 import logging
 import signal
 import sys
-from pathlib import Path
 
 from .config import ConfigError, find_and_load_config
 from .daemon import Daemon

@@ -7,7 +7,6 @@ import os
 import threading
 import time
 
-import pytest
 
 from TWCManager import policy
 from TWCManager.config import load_config

@@ -21,27 +21,15 @@ from TWCManager import ipc
 from TWCManager.ipc_client import MAX_TEXT_BYTES, IpcClient, IpcError, IpcTimeout
 
 from .test_daemon_pty import Rig, charging_unit
-from .util import remove_queue_for, wait_until
+from .util import free_ipc_dir, remove_queue_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLY_S = 5.0   # deadline for one reply from a live daemon (answers take milliseconds)
 
 
-def _free_ipc_dir(parent: Path) -> Path:
-    """A directory whose ftok key has no queue, so we never touch someone else's."""
-    for n in range(50):
-        path = parent / f"ipc{n}"
-        path.mkdir()
-        try:
-            sysv_ipc.MessageQueue(ipc.ipc_key(str(path)))
-        except sysv_ipc.ExistentialError:
-            return path
-    pytest.skip("no free SysV key among 50 temp directories")
-
-
 @pytest.fixture
 def ipc_dir(tmp_path):
-    path = _free_ipc_dir(tmp_path)
+    path = free_ipc_dir(tmp_path)
     yield path
     remove_queue_for(path)
 
@@ -56,7 +44,7 @@ def bare_queue(ipc_dir):
 def rig(tmp_path_factory):
     """One daemon for the module: two simulated units (protocol 2 and 1)."""
     tmp = tmp_path_factory.mktemp("ipcrig")
-    ipc_dir = _free_ipc_dir(tmp)
+    ipc_dir = free_ipc_dir(tmp)
     units = [charging_unit(0x032E), charging_unit(0x0451, protocol=1, max_amps=80.0)]
     try:
         rig = Rig(tmp, units, **{"ipc.path": str(ipc_dir)})

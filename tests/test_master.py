@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-import pytest
-
 from TWCManager import messages, policy
-from TWCManager.master import Master, MasterTiming
+from TWCManager.master import Master
 from TWCManager.messages import (MasterHeartbeat, MasterLinkready1, MasterLinkready2,
                                  SlaveLinkready)
 from TWCManager.settings import Settings
