@@ -47,9 +47,7 @@ class Daemon:
         for problem in problems:
             log.warning("Settings %s: %s", self.settings_file, problem)
         g = cfg.green
-        params = GreenParams(volts=g.volts, phases=g.phases, amps_offset=g.amps_offset,
-                             stale_after_s=g.stale_after_s, start_delay_s=g.start_delay_s,
-                             stop_delay_s=g.stop_delay_s)
+        params = GreenParams.from_config(g)
         source = green_source or CommandSource(
             g.command, g.interval_s, g.stale_after_s, clock=monotonic,
             active=self._green_active, idle_interval_s=max(60.0, g.interval_s))

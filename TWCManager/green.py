@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from .config import GreenConfig
+
 log = logging.getLogger("TWCManager.green")
 
 OK = "ok"
@@ -66,14 +68,20 @@ def _number_or_none(value) -> float | None:
 
 @dataclass(frozen=True)
 class GreenParams:
-    volts: float = 230.0
-    phases: int = 3
-    amps_offset: float = 0.0
-    stale_after_s: float = 120.0
-    # Hysteresis on top of the Gen2 holds; none by default (README "Green tracking: how it
-    # decides and why these defaults": on the bench every second of it cost grid or sun).
-    start_delay_s: float = 0.0
-    stop_delay_s: float = 0.0
+    """The tracker's settings; the defaults are the config's (one place: config.py,
+    where README "Green tracking" explains them)."""
+    volts: float = GreenConfig.volts
+    phases: int = GreenConfig.phases
+    amps_offset: float = GreenConfig.amps_offset
+    stale_after_s: float = GreenConfig.stale_after_s
+    start_delay_s: float = GreenConfig.start_delay_s
+    stop_delay_s: float = GreenConfig.stop_delay_s
+
+    @classmethod
+    def from_config(cls, green: GreenConfig) -> GreenParams:
+        return cls(volts=green.volts, phases=green.phases, amps_offset=green.amps_offset,
+                   stale_after_s=green.stale_after_s, start_delay_s=green.start_delay_s,
+                   stop_delay_s=green.stop_delay_s)
 
     @property
     def watts_per_amp(self) -> float:

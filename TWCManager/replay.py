@@ -96,10 +96,7 @@ class Obs:
 
 def params_from(cfg: Config) -> GreenParams:
     """The GreenParams the daemon builds from the configuration (daemon.py)."""
-    g = cfg.green
-    return GreenParams(volts=g.volts, phases=g.phases, amps_offset=g.amps_offset,
-                       stale_after_s=g.stale_after_s, start_delay_s=g.start_delay_s,
-                       stop_delay_s=g.stop_delay_s)
+    return GreenParams.from_config(cfg.green)
 
 
 class ReplaySource:
