@@ -148,3 +148,15 @@ def test_scripts_pass_shellcheck():
                            "scripts/bootstrap.sh", "etc/twcmanager-screen.sh", ".ci/run"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_failing_package_step_says_so(tmp_path):
+    # PIP_NO_INDEX: pip may not look anything up, so the pinned packages cannot install
+    # (nothing leaves the machine).
+    done = subprocess.run(["bash", str(ROOT / "install.sh"), "--dest", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""})
+    assert done.returncode != 0
+    assert "pip install failed" in done.stderr
+    # and nothing was marked as installed: the next run tries again
+    assert not (tmp_path / "d/opt/twcmanager/venv/.requirements.sha256").exists()
