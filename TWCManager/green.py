@@ -97,8 +97,8 @@ class GreenDecision:
 class GreenTracker:
     """Surplus to amps with hysteresis. Pure: every input, time included, is passed in.
 
-    available = (grid_w + car_amps × W/A) / (W/A) + amps_offset, with W/A the
-    watts per amp (the TWC's measured phase volts summed, else volts × phases).
+    available = (grid_w + car_amps × W/A) / (W/A) + amps_offset, with car_amps the
+    draw when the reading was taken and W/A the watts per amp (the TWC's measured phase volts summed, else volts × phases).
     Start: available ≥ the minimum for start_delay_s. Stop: below it for
     stop_delay_s, holding the minimum meanwhile. A dead source stops at once.
     """
@@ -110,8 +110,6 @@ class GreenTracker:
         self._below_since: float | None = None
         self.last = GreenDecision(None, "no reading yet")
         self.available_amps: float | None = None
-        self._reading_at: float | None = None
-        self._car_amps_at_reading = 0.0
 
     def update(self, now: float, reading: Reading | None, car_amps: float,
                min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
@@ -123,14 +121,10 @@ class GreenTracker:
                                       f"no valid energy reading for {now - reading.at:.0f} s")
             return self.last
         wpa = watts_per_amp or p.watts_per_amp
-        if reading.at != self._reading_at:
-            # A new meter value: pair it with what the cars draw now. Until the next one the
-            # pair stands for the surplus; adding a later draw to an old grid value would count
-            # every amp the car takes after the reading twice, and the offer would run up to the
-            # maximum and crash back at each reading (bench/solar_day.py showed a 60 s cycle
-            # between 6 and 16 A on a sunny day).
-            self._reading_at, self._car_amps_at_reading = reading.at, car_amps
-        available = reading.grid_w / wpa + self._car_amps_at_reading + p.amps_offset
+        # car_amps must be the draw when the reading was taken (GreenService looks it up in
+        # its CarDrawLog): a later draw added to an old grid value counts every amp taken
+        # since twice (bench/solar_day.py showed the offer cycling 6 -> 16 A every 60 s).
+        available = reading.grid_w / wpa + car_amps + p.amps_offset
         self.available_amps = available
         if available >= min_amps:
             self._below_since = None
