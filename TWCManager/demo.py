@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .ipc import ipc_key, remove_queue
 from .settings import Settings, save_settings
 
 log = logging.getLogger("TWCManager.demo")
@@ -93,16 +94,6 @@ class Demo:
         self.inverter.stop()
         if self.bus is not None:
             self.bus.close()
-        _remove_queue(self.dir)  # the demo's private queue goes with its directory
+        remove_queue(ipc_key(str(self.dir)))  # the demo's private queue goes with its directory
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _remove_queue(path: Path) -> None:
-    import sysv_ipc
-
-    from .ipc import ipc_key
-
-    try:
-        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
-    except (sysv_ipc.ExistentialError, OSError):
-        pass

@@ -50,6 +50,19 @@ def ipc_key(path: str) -> int:
     return sysv_ipc.ftok(str(path), FTOK_ID, silence_warning=True)
 
 
+def remove_queue(key: int) -> bool:
+    """Remove the queue with this key if there is one; True if one was removed. The daemon
+    never removes its own (like the original: messages survive a restart); the demo,
+    the benches and the tests remove the private ones they made."""
+    import sysv_ipc
+
+    try:
+        sysv_ipc.MessageQueue(key).remove()
+    except (sysv_ipc.ExistentialError, OSError):
+        return False
+    return True
+
+
 def pack(time_field: int, ident: int, text: bytes) -> bytes:
     return HEADER.pack(time_field & 0xFFFFFFFF, ident & 0xFFFF) + text
 

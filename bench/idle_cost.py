@@ -201,14 +201,9 @@ class Scenario:
 
     def remove_dir(self) -> None:
         # The daemon never removes its queue (like the original): the bench does.
-        import sysv_ipc
+        from TWCManager.ipc import ipc_key, remove_queue
 
-        from TWCManager.ipc import ipc_key
-
-        try:
-            sysv_ipc.MessageQueue(ipc_key(str(self.dir))).remove()
-        except (sysv_ipc.ExistentialError, OSError):
-            pass
+        remove_queue(ipc_key(str(self.dir)))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_daemon(self) -> None:

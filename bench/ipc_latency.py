@@ -124,16 +124,7 @@ class BenchDaemon(idle_cost.Scenario):
         try:
             super().close()
         finally:
-            remove_queue(self.key)
-
-
-def remove_queue(key: int) -> None:
-    import sysv_ipc
-
-    try:
-        sysv_ipc.MessageQueue(key).remove()
-    except (sysv_ipc.ExistentialError, OSError):
-        pass
+            ipc.remove_queue(self.key)
 
 
 def run_bench(bench: BenchDaemon, body) -> int:

@@ -197,13 +197,10 @@ class Rig:
         for log in self._logs:
             log.close()
         if self.queue_key is not None:   # the daemon never removes its queue, like the original
-            import sysv_ipc
+            from TWCManager.ipc import remove_queue
 
-            try:
-                sysv_ipc.MessageQueue(self.queue_key).remove()
+            if remove_queue(self.queue_key):
                 print(f"removed the daemon's queue {self.queue_key:#010x}", file=sys.stderr)
-            except sysv_ipc.ExistentialError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

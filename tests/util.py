@@ -48,14 +48,9 @@ def read_messages_until(
 def remove_queue_for(path) -> None:
     """Remove the SysV queue a daemon made for ipc.path `path` (the daemon never does,
     like the original, so tests clean up after themselves)."""
-    import sysv_ipc
+    from TWCManager.ipc import ipc_key, remove_queue
 
-    from TWCManager.ipc import ipc_key
-
-    try:
-        sysv_ipc.MessageQueue(ipc_key(str(path))).remove()
-    except sysv_ipc.ExistentialError:
-        pass
+    remove_queue(ipc_key(str(path)))
 
 
 def free_ipc_dir(parent):
