@@ -31,6 +31,7 @@ class Rig:
         cfg = load_config(None, {"twc.serial_port": self.link, "settings.file": str(self.settings_file),
                                  "ipc.path": str(self.ipc_path), "twc.reopen_interval_s": 0.5,
                                  **overrides})
+        self.holds = holds
         self.daemon = Daemon(cfg, holds=holds)
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 
@@ -49,6 +50,13 @@ class Rig:
     def master_frames(self, kind=None):
         return [(t, m) for t, d, m in self.bus.log.snapshot()
                 if d == "rx" and (kind is None or isinstance(m, kind))]
+
+    def offer_settled(self, timeout_s: float = 5.0) -> bool:
+        """Wait until the first unit's offer is past the (shortened) lowering hold, so a
+        new, lower value is not held back."""
+        return wait_until(lambda: self.daemon.query(
+            lambda m, now: now - m.slaves[0].offer_changed_at > self.holds.lowering_s + 0.5),
+            timeout_s)
 
     def slaves(self):
         return self.daemon.query(lambda master, now: [(s.twcid, s.offered_amps, s.state)
@@ -116,9 +124,7 @@ def test_settings_change_reaches_the_next_heartbeat(tmp_path):
     unit = charging_unit()
     with Rig(tmp_path, [unit]) as rig:
         assert wait_until(lambda: unit.limit_amps == 16, timeout_s=20)
-        # past the (shortened) lowering hold, so the new value is not held back
-        assert wait_until(lambda: rig.daemon.query(
-            lambda m, now: now - m.slaves[0].offer_changed_at > FAST.lowering_s + 0.5), 5)
+        assert rig.offer_settled()
 
         def lower(master, now):
             master.settings.non_scheduled_amps = 10

@@ -19,7 +19,7 @@ from TWCManager.settings import Settings
 from TWCManager.slave import SlaveTWC
 
 from .fakes import FakeClock
-from .test_daemon_pty import FAST, Rig, charging_unit
+from .test_daemon_pty import Rig, charging_unit
 from .util import wait_until
 
 LIMITS = policy.Limits(40, 40, 12)
@@ -281,9 +281,7 @@ def test_command_reaches_the_next_heartbeat(tmp_path):
     unit = charging_unit()
     with Rig(tmp_path, [unit]) as rig:
         assert wait_until(lambda: unit.limit_amps == 16, timeout_s=20)
-        # past the (shortened) lowering hold, so the new value is not held back
-        assert wait_until(lambda: rig.daemon.query(
-            lambda m, now: now - m.slaves[0].offer_changed_at > FAST.lowering_s + 0.5), 5)
+        assert rig.offer_settled()
         queue = rig.daemon.ipc.queue
         queue.send(struct.pack("=LH", int(time.time()), 0) + b"setNonScheduledAmps=10", type=2)
         sent_at = time.monotonic()
