@@ -57,12 +57,15 @@ class GreenConfig:
     phases: int = 3
     amps_offset: float = 0.0
     stale_after_s: float = 120.0
-    # Hysteresis on top of the Gen2 holds: the surplus must feed the minimum this long
-    # before a start, and fall short this long before a stop (README: green tracking).
-    # 0 by default: the Gen2 holds already ride through clouds shorter than about a minute,
-    # and on the bench any more cost grid energy (stop) or sun (start) for few saved cycles.
+    # Hysteresis (README "Green tracking", chosen with bench/solar_day.py). Start: the
+    # surplus must feed the car's minimum this long (0: a start delay only lost sun).
     start_delay_s: float = 0.0
-    stop_delay_s: float = 0.0
+    # Stop: a shortfall is ridden through at the car's minimum until the first of: it has
+    # cost ride_through_wh from the grid, the sun covers less than ride_through_min_share
+    # of the minimum (a deep cloud), or it has lasted stop_delay_s.
+    stop_delay_s: float = 180.0
+    ride_through_wh: float = 20.0
+    ride_through_min_share: float = 0.67
 
     @property
     def watts_per_amp(self) -> float:
@@ -346,6 +349,12 @@ def _check_ranges(cfg: Config) -> list[str]:
         e.append(f"green.stale_after_s ({g.stale_after_s} s) is shorter than green.interval_s "
                  f"({g.interval_s} s): every reading would expire before the next one; expected "
                  "stale_after_s >= interval_s")
+    for key in ("start_delay_s", "stop_delay_s", "ride_through_wh"):
+        if getattr(g, key) < 0:
+            e.append(f"green.{key} = {getattr(g, key)}: expected 0 or more (0 = none)")
+    if not 0 <= g.ride_through_min_share <= 1:
+        e.append(f"green.ride_through_min_share = {g.ride_through_min_share}: expected a share "
+                 "of the car's minimum from 0 to 1 (default 0.67)")
     hours_ok = True
     for key in ("start_hour", "end_hour"):
         hour = getattr(g, key)

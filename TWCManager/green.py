@@ -76,12 +76,15 @@ class GreenParams:
     stale_after_s: float = GreenConfig.stale_after_s
     start_delay_s: float = GreenConfig.start_delay_s
     stop_delay_s: float = GreenConfig.stop_delay_s
+    ride_through_wh: float = GreenConfig.ride_through_wh
+    ride_through_min_share: float = GreenConfig.ride_through_min_share
 
     @classmethod
     def from_config(cls, green: GreenConfig) -> GreenParams:
         return cls(volts=green.volts, phases=green.phases, amps_offset=green.amps_offset,
                    stale_after_s=green.stale_after_s, start_delay_s=green.start_delay_s,
-                   stop_delay_s=green.stop_delay_s)
+                   stop_delay_s=green.stop_delay_s, ride_through_wh=green.ride_through_wh,
+                   ride_through_min_share=green.ride_through_min_share)
 
     @property
     def watts_per_amp(self) -> float:
@@ -99,21 +102,33 @@ class GreenTracker:
 
     available = (grid_w + car_amps × W/A) / (W/A) + amps_offset, with car_amps the
     draw when the reading was taken and W/A the watts per amp (the TWC's measured phase volts summed, else volts × phases).
-    Start: available ≥ the minimum for start_delay_s. Stop: below it for
-    stop_delay_s, holding the minimum meanwhile. A dead source stops at once.
+    Start: available ≥ the minimum for start_delay_s. A shortfall is ridden through at
+    the minimum until the first of: the grid energy it cost (the minimum minus the
+    surplus, integrated) reaches ride_through_wh; the surplus covers less than
+    ride_through_min_share of the minimum; it lasted stop_delay_s. Then the car
+    stops. A dead source stops at once.
     """
+
+    # Longest step counted into a shortfall's cost: a stalled loop must not look like
+    # minutes of import.
+    MAX_STEP_S = 5.0
 
     def __init__(self, params: GreenParams) -> None:
         self.params = params
         self.on = False
         self._above_since: float | None = None
         self._below_since: float | None = None
+        self._shortfall_wh = 0.0
+        self._last_now: float | None = None
         self.last = GreenDecision(None, "no reading yet")
         self.available_amps: float | None = None
 
     def update(self, now: float, reading: Reading | None, car_amps: float,
                min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
         p = self.params
+        step_s = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0),
+                                                         self.MAX_STEP_S)
+        self._last_now = now
         if reading is None or now - reading.at > p.stale_after_s:
             self.on, self._above_since, self._below_since = False, None, None
             self.available_amps = None
@@ -145,17 +160,31 @@ class GreenTracker:
                 self.last = GreenDecision(max(available, 0.0),
                                           f"surplus {available:.1f} A is below {min_amps:g} A")
             else:
-                self._below_since = self._below_since if self._below_since is not None else now
-                wait_s = p.stop_delay_s - (now - self._below_since)
-                if wait_s <= 0:
+                if self._below_since is None:
+                    self._below_since, self._shortfall_wh = now, 0.0
+                # What riding through costs: the grid feeds the minimum's missing part.
+                self._shortfall_wh += (min_amps - available) * wpa * step_s / 3600.0
+                why = self._why_stop(now, available / min_amps)
+                if why:
                     self.on = False
                     self.last = GreenDecision(max(available, 0.0),
-                                              f"surplus {available:.1f} A: stopped")
+                                              f"surplus {available:.1f} A: stopped ({why})")
                 else:
                     # A passing cloud: keep the car at its minimum for a while.
-                    self.last = GreenDecision(min_amps, f"surplus {available:.1f} A: stopping in "
-                                                        f"{wait_s:.0f} s unless the sun returns")
+                    self.last = GreenDecision(
+                        min_amps, f"surplus {available:.1f} A: riding through at {min_amps:g} A "
+                                  f"({self._shortfall_wh:.0f} of {p.ride_through_wh:g} Wh)")
         return self.last
+
+    def _why_stop(self, now: float, share: float) -> str | None:
+        p = self.params
+        if share < p.ride_through_min_share:
+            return f"the sun covers {share:.0%} of the minimum"
+        if self._shortfall_wh >= p.ride_through_wh:
+            return f"the cloud cost {self._shortfall_wh:.0f} Wh from the grid"
+        if now - self._below_since >= p.stop_delay_s:
+            return f"short for {now - self._below_since:.0f} s"
+        return None
 
 
 class ReadingSource(Protocol):

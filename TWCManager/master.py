@@ -256,7 +256,8 @@ class Master:
         self._refresh_pool(now)
         others = [s for s in self.slaves if s is not slave]
         offer = policy.offer_for(slave, others, self.pool.amps, self.limits, self.holds, now,
-                                 self.reserved_amps(now))
+                                 self.reserved_amps(now),
+                                 follow_sun=self.pool.source == policy.GREEN)
         if self.override_heartbeat_data is not None:
             data, amps = self._safe_override(slave, others, now)
             offer = policy.Offer(amps, "setMasterHeartbeatData override")

@@ -148,11 +148,13 @@ class Clock:
 
 
 def offer_for(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
-              limits: Limits, holds: Holds, now: float, reserved_amps: float = 0.0) -> Offer:
+              limits: Limits, holds: Holds, now: float, reserved_amps: float = 0.0,
+              follow_sun: bool = False) -> Offer:
     """The whole amps to offer `slave` now (§6.4–6.5), then the safety clamp.
-    Also decides whether the slave has gone idle (its only side effect)."""
+    Also decides whether the slave has gone idle (its only side effect).
+    `follow_sun`: the pool is green tracking's, see `_stop_held`."""
     slave.update_idle(now, holds.idle_give_up_s)
-    desired, reason = _wanted(slave, others, pool_amps, limits, holds, now)
+    desired, reason = _wanted(slave, others, pool_amps, limits, holds, now, follow_sun)
     return clamp_offer(slave, others, desired, reason, limits, reserved_amps)
 
 
@@ -188,8 +190,31 @@ def _cars_sharing(others: list[SlaveTWC], pool_amps: float, min_to_offer: float)
     return cars
 
 
+def _stop_held(slave: SlaveTWC, holds: Holds, now: float, follow_sun: bool) -> bool:
+    """The original's "don't stop yet" rule (§6.5 step 9): no stop within 60 s of the
+    offer or the draw changing, nor while the car draws under 4 A. Its author's aim:
+    never cut a car within a minute of starting it or while its draw still ramps up.
+
+    Green tracking lowers the limit whenever a cloud passes, and under the original
+    rule each of those changes re-armed the minute, so every cloud cost a minute at
+    the car's minimum from the grid (bench/solar_day.py: two thirds of the car's grid
+    energy on cloudy days). With `follow_sun` the minute runs from the start (offer
+    0 -> on) and from the last significant *rise* of the draw instead: lowering the
+    limit to follow the sun no longer re-arms it. Whether a cloud is worth riding
+    through is then the green tracker's decision (ride_through_wh). Fixed pools keep
+    the original rule exactly."""
+    if slave.actual_amps < STOP_ALLOWED_AMPS:
+        return True
+    if follow_sun:
+        return (now - slave.offer_started_at < holds.start_stop_s
+                or now - slave.actual_rose_at < holds.start_stop_s)
+    return (now - slave.offer_changed_at < holds.start_stop_s
+            or now - slave.actual_changed_at < holds.start_stop_s)
+
+
 def _wanted(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
-            limits: Limits, holds: Holds, now: float) -> tuple[float, str]:
+            limits: Limits, holds: Holds, now: float,
+            follow_sun: bool = False) -> tuple[float, str]:
     offered = slave.offered_amps
     if slave.idle:
         return 0, "no car drew the power offered"
@@ -211,10 +236,7 @@ def _wanted(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
         # (pool / cars > minimum here) cannot happen once draws are capped at the
         # fair share: desired is then at least the fair share.
         desired, reason = 0, "pool below minimum"
-        if offered > 0 and (since_offer < holds.start_stop_s
-                            or now - slave.actual_changed_at < holds.start_stop_s
-                            or slave.actual_amps < STOP_ALLOWED_AMPS):
-            # Don't stop a car we just started or that is still ramping (§6.5 step 9).
+        if offered > 0 and _stop_held(slave, holds, now, follow_sun):
             return min_to_offer, "stop held"
         return desired, reason
 

@@ -203,7 +203,8 @@ class ReplayEngine:
                                      self.watts_per_amp)
         self.last_pool = policy.choose_pool(self.settings, when, decision.amps, self.limits,
                                             self.green_hours, decision.reason)
-        offer = policy.offer_for(slave, [], self.last_pool.amps, self.limits, self.holds, now)
+        offer = policy.offer_for(slave, [], self.last_pool.amps, self.limits, self.holds, now,
+                                 follow_sun=self.last_pool.source == policy.GREEN)
         slave.record_offer(offer.amps, now)
         self.last_offer = offer
         return offer.amps

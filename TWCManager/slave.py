@@ -64,8 +64,12 @@ class SlaveTWC:
     commanded: bool = False
     offer_ever_changed: bool = False
     offer_changed_at: float = 0.0
+    # When the offer last went from 0 A to a charging limit (green tracking's stop hold).
+    offer_started_at: float = 0.0
     actual_monitor_amps: float = -1.0
     actual_changed_at: float = 0.0
+    # When the draw last rose by a significant step: the car is still ramping up.
+    actual_rose_at: float = 0.0
     # Since when power has been offered while the unit drew nothing; None when drawing.
     low_draw_since: float | None = None
     # Set when an offer went unused for the give-up time; cleared by a plug-in.
@@ -82,7 +86,9 @@ class SlaveTWC:
     def __post_init__(self) -> None:
         self.last_heard_at = self.last_heard_at or self.registered_at
         self.offer_changed_at = self.registered_at
+        self.offer_started_at = self.registered_at
         self.actual_changed_at = self.registered_at
+        self.actual_rose_at = self.registered_at
 
     @property
     def min_amps_supported(self) -> int:
@@ -123,6 +129,8 @@ class SlaveTWC:
         if (self.actual_monitor_amps < 0
                 # rounded to the wire's hundredths, so 10.00 -> 10.80 is exactly 0.80
                 or round(abs(actual_amps - self.actual_monitor_amps), 2) > SIGNIFICANT_CHANGE_AMPS):
+            if actual_amps > self.actual_monitor_amps:
+                self.actual_rose_at = now
             self.actual_monitor_amps = actual_amps
             self.actual_changed_at = now
         if self.idle and not first and self._is_plug_in(previous_state, state):
@@ -155,6 +163,8 @@ class SlaveTWC:
         if amps == self.offered_amps:
             self._track_draw(now)
             return False
+        if self.offered_amps <= 0 < amps:
+            self.offer_started_at = now
         self.offered_amps = amps
         self.offer_changed_at = now
         self.offer_ever_changed = True

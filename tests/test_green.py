@@ -36,7 +36,8 @@ def reading(grid_w, at):
 
 
 # (seconds since start, grid watts, car amps, expected amps or None, tracker on)
-# start_delay 60 s, stop_delay 180 s, min 6 A, 690 W per amp.
+# start_delay 60 s, stop_delay 180 s, min 6 A, 690 W per amp; the time delays alone
+# (no energy budget, no deep-cloud share).
 HYSTERESIS = [
     (0, 0, 0, 0.0, False),               # no surplus
     (10, 6 * WPA, 0, 0.0, False),         # enough for 6 A: starting in 60 s if it lasts
@@ -55,10 +56,78 @@ HYSTERESIS = [
 
 
 def test_hysteresis_table():
-    tracker = GreenTracker(GreenParams(start_delay_s=60, stop_delay_s=180, stale_after_s=120))
+    tracker = GreenTracker(GreenParams(start_delay_s=60, stop_delay_s=180, stale_after_s=120,
+                                       ride_through_wh=1e9, ride_through_min_share=0.0))
     for t, grid_w, car_amps, amps, on in HYSTERESIS:
         decision = tracker.update(t, reading(grid_w, t), car_amps, 6.0, WPA)
         assert (round(decision.amps, 2), tracker.on) == (amps, on), (t, decision.reason)
+
+
+def ride(tracker, start, seconds, available_amps, car_amps=6.0):
+    """Feed `seconds` one-second updates of a surplus worth `available_amps`; returns the
+    second at which the tracker stopped, or None."""
+    grid_w = (available_amps - car_amps) * WPA
+    for t in range(start, start + seconds):
+        tracker.update(t, reading(grid_w, t), car_amps, 6.0, WPA)
+        if not tracker.on:
+            return t
+    return None
+
+
+def on_tracker(**kw) -> GreenTracker:
+    params = dict(start_delay_s=0, stop_delay_s=180, ride_through_wh=20,
+                  ride_through_min_share=0.67)
+    tracker = GreenTracker(GreenParams(**{**params, **kw}))
+    assert ride(tracker, 0, 10, 10.0, car_amps=0.0) is None and tracker.on
+    return tracker
+
+
+def test_a_shallow_cloud_is_ridden_through_until_it_has_cost_the_budget():
+    tracker = on_tracker()
+    # 1 A short at the 6 A minimum: 690 W from the grid, 20 Wh after 104.3 s.
+    stopped_at = ride(tracker, 10, 200, 5.0)
+    assert stopped_at == 10 + 104
+    assert "Wh from the grid" in tracker.last.reason and tracker.last.amps == 5.0
+
+
+def test_a_deeper_cloud_spends_the_budget_sooner():
+    tracker = on_tracker()
+    assert ride(tracker, 10, 200, 4.5) == 10 + 69      # 1035 W short: 20 Wh in 69.6 s
+
+
+def test_a_deep_cloud_stops_at_once():
+    tracker = on_tracker()
+    assert ride(tracker, 10, 5, 3.9) == 10             # 65 % of the minimum < 67 %
+    assert "covers 65% of the minimum" in tracker.last.reason
+
+
+def test_the_sun_returning_refills_the_budget():
+    tracker = on_tracker()
+    assert ride(tracker, 10, 90, 5.0) is None          # 17 Wh spent
+    assert ride(tracker, 100, 1, 7.0) is None          # one second of enough sun
+    assert ride(tracker, 101, 100, 5.0) is None        # a new cloud, a new 20 Wh
+
+
+def test_the_time_delay_caps_a_cheap_ride_through():
+    tracker = on_tracker(stop_delay_s=60)
+    assert ride(tracker, 10, 200, 5.9) == 10 + 60      # 69 W short: only 1.2 Wh, but 60 s
+    assert "short for 60 s" in tracker.last.reason
+
+
+@pytest.mark.parametrize("kw", [dict(ride_through_wh=0), dict(stop_delay_s=0),
+                                dict(ride_through_min_share=1.0)])
+def test_each_knob_at_its_limit_stops_at_once(kw):
+    tracker = on_tracker(**kw)
+    assert ride(tracker, 10, 5, 5.9) == 10
+
+
+def test_a_stalled_loop_does_not_count_as_minutes_of_import():
+    tracker = on_tracker()
+    tracker.update(10, reading(-1.5 * WPA, 10), 6.0, 6.0, WPA)
+    # 100 s without an update (a stalled loop) counts as GreenTracker.MAX_STEP_S at most:
+    # counted whole, 1035 W x 100 s = 29 Wh would have stopped the car.
+    tracker.update(110, reading(-1.5 * WPA, 110), 6.0, 6.0, WPA)
+    assert tracker.on
 
 
 def test_stale_reading_offers_nothing_and_says_why():

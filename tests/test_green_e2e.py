@@ -20,7 +20,7 @@ WPA = 690  # 230 V × 3 phases
 def green_overrides(command: str, **extra) -> dict:
     return {"green.command": command, "green.interval_s": 1.0, "green.start_hour": 0,
             "green.end_hour": 24, "green.start_delay_s": 2.0, "green.stop_delay_s": 4.0,
-            "green.stale_after_s": 3.0, "twc.wiring_max_amps_all_twcs": 32,
+            "green.ride_through_wh": 1000.0, "green.stale_after_s": 3.0, "twc.wiring_max_amps_all_twcs": 32,
             "twc.wiring_max_amps_per_twc": 32, **extra}
 
 
@@ -67,8 +67,9 @@ def test_export_starts_import_stops_and_a_dead_inverter_means_0_a(tmp_path, inve
         # more sun → more amps
         meter.surplus_w = 14.5 * WPA
         assert wait_until(lambda: meter() and unit.limit_amps == 14, timeout_s=20)
-        # import → the offer falls to the minimum, then stops after the stop delay
-        meter.surplus_w = -2 * WPA
+        # import (the sun covers 5 of the 6 A minimum) → the offer falls to the minimum,
+        # then stops after the stop delay
+        meter.surplus_w = 5 * WPA
         assert wait_until(lambda: meter() and unit.limit_amps == 6, timeout_s=20)
         assert wait_until(lambda: meter() and unit.limit_amps == 0, timeout_s=30)
         assert wait_until(lambda: "below" in rig.daemon.query(lambda m, now: m.pool.reason),

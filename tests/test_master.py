@@ -275,3 +275,41 @@ def test_kwh_and_volts_are_polled_between_heartbeats():
     slave = next(s for s in h.master.slaves if s.twcid == 0x0451)
     assert slave.volts == (231, 229, 230) and slave.kwh >= 119
     assert h.master.watts_per_amp() == 690
+
+
+def test_green_tracking_stops_without_re_arming_the_hold_but_fixed_pools_keep_it():
+    """decisions §3 keeps the 60 s stop hold; in green tracking lowering the limit to
+    follow a cloud no longer re-arms it (README "Green tracking"); a fixed pool keeps the
+    original rule (§6.5 step 9)."""
+    def stop_after(green_mode: bool) -> float:
+        pool = {"amps": 20.0}
+        settings = Settings(non_scheduled_amps=-1 if green_mode else 20)
+        clock = FakeClock()
+        master = Master(limits=LIMITS, settings=settings,
+                        green_amps=lambda *args: pool["amps"], wall=clock.wall,
+                        rng=random.Random(7))
+        sim = unit()
+        h = Harness(master, [sim], clock)
+        h.start()
+
+        def set_pool(amps: float) -> None:
+            pool["amps"] = amps
+            if not green_mode:
+                master.settings.non_scheduled_amps = int(amps)
+            master.settings_changed(clock.mono)
+
+        h.run_for(150)
+        assert sim.limit_amps == 20.0
+        set_pool(14)
+        h.run_for(10)                       # lowered: the offer and the draw change
+        assert sim.limit_amps == 14.0
+        set_pool(8)                         # below the 12 A minimum
+        cut_at = clock.mono
+        h.run_for(90)
+        zeros = [t for t, m in h.heartbeats_to(0x032E, since=cut_at)
+                 if m.data[:3] == bytes.fromhex("050000")]
+        assert zeros, "never stopped"
+        return zeros[0] - cut_at
+
+    assert stop_after(green_mode=True) <= 1.5
+    assert stop_after(green_mode=False) >= 55

@@ -27,9 +27,10 @@ def make_slave(clock: FakeClock, twcid=0x032E, protocol=1, rated=80.0) -> SlaveT
     return slave
 
 
-def beat(slave, others, pool, clock, *, actual=None, state=None, limits=ORIGINAL) -> int:
+def beat(slave, others, pool, clock, *, actual=None, state=None, limits=ORIGINAL,
+         follow_sun=False) -> int:
     """One heartbeat turn: decide, command, and let the slave report back."""
-    offer = offer_for(slave, others, pool, limits, HOLDS, clock.mono)
+    offer = offer_for(slave, others, pool, limits, HOLDS, clock.mono, follow_sun=follow_sun)
     slave.record_offer(offer.amps, clock.mono)
     if actual is None:
         actual = max(offer.amps - 0.8, 0.0) if offer.amps else 0.0
@@ -253,6 +254,39 @@ def test_restart_held_60s_after_stop():
     first_start = offers.index(21)
     assert seconds_since_stop + first_start >= 60
     assert offers[:first_start] == [0] * first_start
+
+
+@pytest.mark.parametrize("follow_sun, first_stop", [
+    (False, 60),   # the original: 60 s after the 20 -> 14 A change of offer and draw
+    (True, 0),     # green tracking: started and ramped long ago, lowering does not re-arm
+])
+def test_stop_hold_after_lowering(follow_sun, first_stop):
+    clock = FakeClock()
+    slave = charging_slave(clock)                       # 20 A, steady
+    run(slave, [], 20, clock, 120, follow_sun=follow_sun)
+    run(slave, [], 14, clock, 10, follow_sun=follow_sun)  # lowered: the draw falls too
+    offers = run(slave, [], 8, clock, 70, follow_sun=follow_sun)
+    assert offers.index(0) == pytest.approx(first_stop, abs=2), offers
+    assert set(offers[:offers.index(0)]) <= {12}
+
+
+def test_green_stop_hold_after_a_rise_of_the_draw():
+    clock = FakeClock()
+    slave = charging_slave(clock, pool=14)              # 14 A, steady
+    run(slave, [], 14, clock, 120, follow_sun=True)
+    run(slave, [], 30, clock, 10, follow_sun=True)      # raised: the draw rises to 30 A
+    offers = run(slave, [], 8, clock, 70, follow_sun=True)
+    assert 48 <= offers.index(0) <= 51, offers          # 60 s after the rise, still ramping
+
+
+@pytest.mark.parametrize("follow_sun", [False, True])
+def test_stop_hold_after_a_start_in_every_mode(follow_sun):
+    clock = FakeClock()
+    slave = make_slave(clock)
+    run(slave, [], 20, clock, 61, follow_sun=follow_sun)  # started just now
+    offers = run(slave, [], 0, clock, 70, follow_sun=follow_sun)
+    assert 0 in offers and offers.index(0) >= 55, offers
+    assert set(offers[6:offers.index(0)]) == {12}
 
 
 def test_lowering_held_5s():

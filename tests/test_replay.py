@@ -21,8 +21,10 @@ HELLO = {"type": "hello", "dt_s": 1, "car": {"min_a": 6, "max_a": 16, "phases": 
 
 
 def write_config(tmp_path: Path, **green) -> Path:
+    # The stop delay alone unless a test asks for the energy budget and the deep-cloud share.
     values = {"interval_s": 5, "start_hour": 0, "end_hour": 24, "stale_after_s": 120,
-              "start_delay_s": 30, "stop_delay_s": 60, **green}
+              "start_delay_s": 30, "stop_delay_s": 60, "ride_through_wh": 1e9,
+              "ride_through_min_share": 0.0, **green}
     path = tmp_path / "twcmanager.toml"
     path.write_text("[twc]\nwiring_max_amps_all_twcs = 16\nwiring_max_amps_per_twc = 16\n"
                     "min_amps_per_twc = 6\n[green]\n"
@@ -180,6 +182,35 @@ def test_a_long_cloud_stops_the_car(replay):
     assert set(cloud[stopped[0]:]) == {0}
     assert min(cloud[:stopped[0]]) >= 6
     assert loop.offers[cloud_from + stopped[0]] == 0
+
+
+RIDE_THROUGH = dict(start_delay_s=0, stop_delay_s=180, ride_through_wh=20,
+                    ride_through_min_share=0.67)
+
+
+def test_lowering_the_limit_for_a_cloud_does_not_re_arm_the_stop_hold(replay):
+    loop = Loop(replay(**RIDE_THROUGH))
+    start_charging(loop)                  # charging at 10 A for over a minute
+    shallow = loop.run(30, 5.0)           # 690 W short: lowered to 6 A and ridden through
+    assert shallow[-1] == 6 and 0 not in shallow
+    deep = loop.run(30, 2.0)              # a third of the minimum: stop at the next reading
+    assert 0 in deep, deep
+    # The original rule held the minimum 60 s after the 10 -> 6 A change (and the draw's).
+    assert deep.index(0) <= loop.interval + 1, deep
+    assert set(deep[deep.index(0):]) == {0}
+
+
+def test_a_rising_draw_still_arms_the_stop_hold(replay):
+    loop = Loop(replay(**RIDE_THROUGH))
+    start_charging(loop)
+    loop.run(30, 5.0)                     # at the 6 A minimum
+    loop.run(20, 10.0)                    # the sun returns: the draw rises to 10 A
+    rose_at = loop.t - 20
+    deep = loop.run(60, 2.0)
+    stopped = deep.index(0)
+    # held at the minimum until about 60 s after the rise (still ramping, §6.5)
+    assert set(deep[loop.interval + 6:stopped]) == {6}, deep
+    assert 60 - 20 <= stopped <= 60 - 20 + 2 * loop.interval, (rose_at, deep)
 
 
 def test_unknown_fields_are_ignored(replay):
