@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Protocol
 
 from .config import GreenConfig
@@ -81,10 +81,8 @@ class GreenParams:
 
     @classmethod
     def from_config(cls, green: GreenConfig) -> GreenParams:
-        return cls(volts=green.volts, phases=green.phases, amps_offset=green.amps_offset,
-                   stale_after_s=green.stale_after_s, start_delay_s=green.start_delay_s,
-                   stop_delay_s=green.stop_delay_s, ride_through_wh=green.ride_through_wh,
-                   ride_through_min_share=green.ride_through_min_share)
+        # Every field here is the config key of the same name.
+        return cls(**{f.name: getattr(green, f.name) for f in fields(cls)})
 
     @property
     def watts_per_amp(self) -> float:

@@ -213,8 +213,7 @@ def _stop_held(slave: SlaveTWC, holds: Holds, now: float, follow_sun: bool) -> b
 
 
 def _wanted(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
-            limits: Limits, holds: Holds, now: float,
-            follow_sun: bool = False) -> tuple[float, str]:
+            limits: Limits, holds: Holds, now: float, follow_sun: bool) -> tuple[float, str]:
     offered = slave.offered_amps
     if slave.idle:
         return 0, "no car drew the power offered"
