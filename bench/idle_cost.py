@@ -59,13 +59,14 @@ POLL_S = 0.2                          # how often the bench itself looks at the 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+# The benches' daemon config (ipc_latency and command_latency use it too).
 CONFIG_TOML = """\
-# Written by bench/idle_cost.py: only what the bench needs, the rest are the defaults.
+# Written by bench/{bench}: only what the bench needs, the rest are the defaults.
 [twc]
 serial_port = "{port}"
-wiring_max_amps_all_twcs = 16
-wiring_max_amps_per_twc = 16
-min_amps_per_twc = 6
+wiring_max_amps_all_twcs = {wiring_all}
+wiring_max_amps_per_twc = {wiring_per}
+min_amps_per_twc = {min_amps}
 
 [ipc]
 path = "{ipc}"
@@ -170,7 +171,9 @@ class Scenario:
         link = self.dir / "ttyTWC"
         settings_file = self.dir / "TWCManagerSettings.txt"
         config = self.dir / "twcmanager.toml"
-        config.write_text(CONFIG_TOML.format(port=link, ipc=self.dir, settings=settings_file))
+        config.write_text(CONFIG_TOML.format(
+            bench="idle_cost.py", port=link, ipc=self.dir, settings=settings_file,
+            wiring_all=16, wiring_per=16, min_amps=6))
         save_settings(settings_file, Settings(non_scheduled_amps=CHARGE_AMPS))
 
         self.unit = SimulatedTWC(0x032E, 0x01, protocol=2, max_amps=32.0,

@@ -51,25 +51,6 @@ QUERY_TIMEOUT_S = 5.0           # per query, as the PHP pages (50 x 100 ms)
 PHP_POLL_S = 0.1
 PHP_TRIES = 50
 
-CONFIG_TOML = """\
-# Written by bench/{bench}: only what the bench needs, the rest are the defaults.
-[twc]
-serial_port = "{port}"
-wiring_max_amps_all_twcs = {wiring_all}
-wiring_max_amps_per_twc = {wiring_per}
-min_amps_per_twc = {min_amps}
-
-[ipc]
-path = "{ipc}"
-
-[settings]
-file = "{settings}"
-
-[log]
-file = ""
-level = "info"
-"""
-
 
 class BenchDaemon(idle_cost.Scenario):
     """idle_cost's child-process daemon with its own wiring and one unit; close() also
@@ -89,7 +70,7 @@ class BenchDaemon(idle_cost.Scenario):
         settings_file = self.dir / "TWCManagerSettings.txt"
         config = self.dir / "twcmanager.toml"
         wiring_all, wiring_per, min_amps = self.wiring
-        config.write_text(CONFIG_TOML.format(
+        config.write_text(idle_cost.CONFIG_TOML.format(
             bench=self.bench, port=link, ipc=self.dir, settings=settings_file,
             wiring_all=wiring_all, wiring_per=wiring_per, min_amps=min_amps))
         save_settings(settings_file, Settings(non_scheduled_amps=self.non_scheduled_amps))
