@@ -7,9 +7,11 @@ safety setting such as ``wiring_max_amps_all_twcs``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +77,13 @@ class GreenConfig:
 @dataclass(frozen=True)
 class IpcConfig:
     path: str = ""  # empty = the TWCManager package directory, see ipc_path()
+    # Permissions of the queue, octal. 0660: only the daemon's user and group may use it (an
+    # open queue lets any local user fill it); "0666" for old PHP pages outside the group.
+    mode: str = "0660"
+
+    @property
+    def mode_bits(self) -> int:
+        return int(self.mode, 8)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,9 @@ class WebConfig:
     password_hash: str = ""
     # How long a page waits for the daemon before it says it is not responding.
     ipc_timeout_s: float = 2.0
+    # Host names the pages answer to besides IP addresses, localhost and this machine's names
+    # (DNS rebinding defence, www/security.py); ".example.net" includes subdomains, "*" = any.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,6 +308,12 @@ def _convert(section: str, key: str, value: Any, errors: list[str], from_text: b
             return float(value)
         errors.append(f"{name} = {value!r}: expected a number, got {_describe(value)}")
         return _INVALID
+    if kind == "tuple[str, ...]":
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        errors.append(f"{name} = {value!r}: expected a list of strings such as "
+                      f'["garage.example.net"], got {_describe(value)}')
+        return _INVALID
     raise AssertionError(f"no converter for {kind}")  # a new field type needs a branch here
 
 
@@ -305,14 +323,31 @@ def _describe(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# What USB RS-485 adapters can do (FTDI: 3 Mbaud); the TWC bus runs at 9600.
+BAUD_MIN, BAUD_MAX = 300, 4_000_000
+
+
 def _check_ranges(cfg: Config) -> list[str]:
     e: list[str] = []
     t, g = cfg.twc, cfg.green
 
+    if not re.fullmatch(r"0?[0-7]{3}", cfg.ipc.mode) or int(cfg.ipc.mode, 8) & 0o600 != 0o600:
+        e.append(f"ipc.mode = {cfg.ipc.mode!r}: expected octal permissions that let the owner "
+                 'read and write, such as "0660" or "0666"')
     if not t.serial_port:
         e.append("twc.serial_port is empty; expected a device such as /dev/ttyUSB0")
-    if t.baud <= 0:
-        e.append(f"twc.baud = {t.baud}: expected a positive baud rate (TWCs use 9600)")
+    if not BAUD_MIN <= t.baud <= BAUD_MAX:
+        # termios takes a C int: 2147483648 would kill the serial reader, not the start.
+        e.append(f"twc.baud = {t.baud}: expected a baud rate {BAUD_MIN}..{BAUD_MAX} "
+                 "(TWCs use 9600)")
     for key in ("wiring_max_amps_all_twcs", "wiring_max_amps_per_twc", "min_amps_per_twc"):
         amps = getattr(t, key)
         if amps <= 0:
@@ -379,6 +414,14 @@ def _check_ranges(cfg: Config) -> list[str]:
                  "password, or neither")
     if not 0 < cfg.web.ipc_timeout_s <= 30:
         e.append(f"web.ipc_timeout_s = {cfg.web.ipc_timeout_s:g} is outside 0 < s <= 30")
+    for host in cfg.web.allowed_hosts:
+        # A scheme, port or path would never match a Host header: say so now, not with a 400.
+        name = "any" if host == "*" else host.removeprefix("*.").removeprefix(".")
+        if not name.strip(".") or any(c in name for c in "*/@ \t") \
+                or (":" in name and not _is_ip(name)):
+            e.append(f"web.allowed_hosts: {host!r} is not a host name; expected a name such as "
+                     '"garage.example.net", ".example.net" (with its subdomains) or "*" (any); '
+                     "no scheme, port or path")
     if not cfg.solaredge.host:
         e.append("solaredge.host is empty; expected the inverter's address")
     if not 1 <= cfg.solaredge.unit <= 247:

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Callable
 
-from . import bus, ipc, policy
+from . import bus, ipc, ipc_server, policy
 from .config import Config, ipc_path, settings_path
 from .green import CommandSource, GreenParams, GreenService
 from .master import Master, MasterTiming
@@ -43,9 +43,7 @@ class Daemon:
         self._monotonic = monotonic
         self._wall = wall
         self.settings_file = settings_path(cfg)
-        settings, problems = load_settings(self.settings_file)
-        for problem in problems:
-            log.warning("Settings %s: %s", self.settings_file, problem)
+        settings, _problems = load_settings(self.settings_file)  # it logs them, once
         g = cfg.green
         params = GreenParams.from_config(g)
         source = green_source or CommandSource(
@@ -62,10 +60,10 @@ class Daemon:
             on_settings_changed=self._save_settings)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
-        self.ipc: ipc.IpcServer | None = None
+        self.ipc: ipc_server.IpcServer | None = None
         if with_ipc:
             key = ipc.ipc_key(str(ipc_path(cfg)))
-            self.ipc = ipc.IpcServer(key, self.inbox.put)
+            self.ipc = ipc_server.IpcServer(key, self.inbox.put, mode=cfg.ipc.mode_bits)
             log.info("IPC queue %#010x (ftok of %s)", key, ipc_path(cfg))
         self.save_errors = 0
         self._running = False
@@ -172,7 +170,7 @@ class Daemon:
             self.master.start(now)
         elif kind == bus.LINK_DOWN:
             pass  # logged by the link; slaves time out on their own after 26 s
-        elif kind == ipc.IPC_REQUEST:
+        elif kind == ipc_server.IPC_REQUEST:
             try:
                 self._handle_ipc(payload, now)
             finally:
@@ -190,10 +188,9 @@ class Daemon:
             return  # the wake-up the IPC thread gets at stop
         now_wall_s = self._wall().timestamp()
         text = ipc.redact(request.text)
-        age_s = now_wall_s - request.time_field
-        if age_s > ipc.STALE_REQUEST_S:
-            log.warning("IPC: dropped %r, sent %.0f s ago (older than %.0f s)", text[:80],
-                        age_s, ipc.STALE_REQUEST_S)
+        why = ipc.too_old_or_future(request.time_field, now_wall_s)
+        if why:
+            log.warning("IPC: dropped %r, %s", text[:80], why)
             return
         log.debug("Web query: %r, id %d, time %d", text, request.ident, request.time_field)
         ctx = ipc.Context(now=now, now_wall_s=now_wall_s, save_settings=self._save_settings,

@@ -6,24 +6,21 @@ cut at 290 characters, except in packet mode (dumpState): a first message
 carrying one raw byte N, then N messages of up to 290 characters.
 
 `handle_request` and `format_status` are pure (master state in, text out); the
-`IpcServer` thread only moves bytes between the kernel queue and the daemon loop.
+`ipc_server.IpcServer` threads only move bytes between the kernel queue and the daemon loop.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-import queue as queue_module
 import re
 import struct
-import threading
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from . import messages, policy
 from .master import Master
-from .settings import Settings
+from .settings import Settings, shown_settings
 
 log = logging.getLogger("TWCManager.ipc")
 
@@ -31,16 +28,14 @@ REQUEST_TYPE = 2
 REPLY_TYPE = 1
 HEADER = struct.Struct("=LH")
 MAX_REPLY_CHARS = 290
-# Requests older than this when read are dropped (decisions.md §4.11).
+# Requests older than this when read are dropped (decisions.md §4.11), and so are requests dated
+# more than a few seconds ahead: a forged date must not skip the rule (clients share our clock).
 STALE_REQUEST_S = 60.0
+FUTURE_REQUEST_S = 5.0
+# A reply nobody took this long after its request was sent has no reader left (the PHP pages
+# wait 5 s, our web app 2 s): the daemon removes it so it cannot fill the queue.
+REPLY_UNREAD_S = 10.0
 FTOK_ID = ord("T")
-# Commands and queries in flight between the IPC thread and the loop: beyond this
-# the IPC thread waits, the kernel queue fills and senders feel the back-pressure.
-MAX_PENDING_REQUESTS = 64
-MAX_MESSAGE_BYTES = 65536
-MAX_PENDING_REPLIES = 256
-REPLY_SEND_TIMEOUT_S = 2.0
-_WAKE_BODY = HEADER.pack(0, 0)
 
 
 def ipc_key(path: str) -> int:
@@ -76,6 +71,26 @@ class Request:
 
 class BadRequest(ValueError):
     """A request that gets a log line and no effect."""
+
+
+def request_age_s(time_field: int, now_wall_s: float) -> float:
+    """How long ago a request was dated, negative if in the future. The time field is 32 bits
+    (it wraps in 2106): the difference is taken modulo 2**32, as a signed number."""
+    diff = (int(now_wall_s) - time_field) & 0xFFFFFFFF
+    if diff >= 1 << 31:
+        diff -= 1 << 32
+    return diff + (now_wall_s - int(now_wall_s))
+
+
+def too_old_or_future(time_field: int, now_wall_s: float) -> str | None:
+    """Why a request must be dropped unread, or None."""
+    age_s = request_age_s(time_field, now_wall_s)
+    if age_s > STALE_REQUEST_S:
+        return f"sent {age_s:.0f} s ago (older than {STALE_REQUEST_S:.0f} s)"
+    if age_s < -FUTURE_REQUEST_S:
+        return (f"dated {-age_s:.0f} s in the future (more than {FUTURE_REQUEST_S:.0f} s ahead "
+                "of our clock)")
+    return None
 
 
 def unpack(body: bytes) -> Request:
@@ -339,7 +354,8 @@ def dump_state(master: Master, ctx: Context) -> str:
         f"wiringMaxAmpsPerTWC={lim.wiring_max_amps_per_twc:g}, "
         f"minAmpsPerTWC={lim.min_amps_per_twc:g}",
         f"pool={master.pool.amps:.2f} source={master.pool.source} reason={master.pool.reason}",
-        f"settings: {master.settings!r}",
+        # Tokens and the home's position stay in the file, never on a page (issue 15).
+        f"settings: {shown_settings(master.settings)}",
     ]
     lines += [f"{key}: {value}" for key, value in ctx.extra_state().items()]
     problems = master.problems
@@ -371,119 +387,3 @@ def redact(text: str) -> str:
     if text.startswith("carApiEmailPassword"):
         return text.split("\n", 1)[0] + "[HIDDEN]"
     return text
-
-
-# ---------------------------------------------------------------------- edge
-
-IPC_REQUEST = "ipc"
-
-
-class IpcServer:
-    """Reads requests in a thread (blocked in msgrcv, no polling) and posts them to
-    the daemon loop; replies are sent from the loop without ever blocking it."""
-
-    def __init__(self, key: int, post: Callable[[tuple], None]) -> None:
-        import sysv_ipc
-
-        self._sysv = sysv_ipc
-        self.key = key
-        # A receive buffer above the kernel's message limit (msgmax, 8 KiB by default):
-        # with sysv_ipc's 2 KiB default, one long request would wedge the queue.
-        self.queue = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREAT, mode=0o666,
-                                           max_message_size=MAX_MESSAGE_BYTES)
-        self._post = post
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pending = threading.BoundedSemaphore(MAX_PENDING_REQUESTS)
-        self.replies_dropped = 0
-        self._outbox: queue_module.Queue[list[bytes]] = queue_module.Queue(MAX_PENDING_REPLIES)
-        self._sender: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ipc-reader", daemon=True)
-        self._thread.start()
-        self._sender = threading.Thread(target=self._run_sender, name="ipc-sender", daemon=True)
-        self._sender.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                body, _mtype = self.queue.receive(type=REQUEST_TYPE)
-            except self._sysv.ExistentialError:
-                log.error("IPC queue %#x was removed; IPC is off until restart", self.key)
-                return
-            except Exception:  # an interrupted call, a kernel error: log, carry on
-                log.exception("IPC receive failed")
-                self._stop.wait(1.0)
-                continue
-            if self._stop.is_set():
-                if body != _WAKE_BODY:
-                    # A request that raced the shutdown: leave it for the next start.
-                    self._resend(body)
-                return
-            self.pending.acquire()
-            self._post((IPC_REQUEST, body, time.monotonic()))
-
-    def _resend(self, body: bytes) -> None:
-        try:
-            self.queue.send(body, block=False, type=REQUEST_TYPE)
-        except (self._sysv.BusyError, self._sysv.ExistentialError):
-            log.warning("IPC: a request that arrived during shutdown was lost")
-
-    def done(self) -> None:
-        """The loop finished one request."""
-        try:
-            self.pending.release()
-        except ValueError:
-            pass
-
-    def send(self, bodies: list[bytes]) -> None:
-        """Hand a reply to the sender thread; never blocks the loop."""
-        if not bodies:
-            return
-        try:
-            self._outbox.put_nowait(bodies)
-        except queue_module.Full:
-            self.replies_dropped += 1
-            log.error("IPC: %d replies waiting to be sent; reply dropped", self._outbox.qsize())
-
-    def _run_sender(self) -> None:
-        # A full kernel queue (16 KiB by default) holds ~55 messages: a long packet-mode
-        # reply (the chart history) is sent as the reader makes room, for a bounded time.
-        while not self._stop.is_set():
-            try:
-                bodies = self._outbox.get(timeout=0.5)
-            except queue_module.Empty:
-                continue
-            for body in bodies:
-                if not self._send_one(body):
-                    break
-
-    def _send_one(self, body: bytes) -> bool:
-        deadline = time.monotonic() + REPLY_SEND_TIMEOUT_S
-        while True:
-            try:
-                self.queue.send(body, block=False, type=REPLY_TYPE)
-                return True
-            except self._sysv.BusyError:
-                if time.monotonic() >= deadline or self._stop.is_set():
-                    self.replies_dropped += 1
-                    log.error("IPC queue full for %.0f s: reply dropped (nobody is reading "
-                              "replies?)", REPLY_SEND_TIMEOUT_S)
-                    return False
-                time.sleep(0.005)
-            except self._sysv.ExistentialError:
-                log.error("IPC queue %#x was removed: reply dropped", self.key)
-                return False
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread and self._thread.is_alive():
-            try:
-                # Wake the blocked receive with an empty request; it is dropped unread.
-                self.queue.send(_WAKE_BODY, block=False, type=REQUEST_TYPE)
-            except (self._sysv.BusyError, self._sysv.ExistentialError):
-                pass
-            self._thread.join(timeout_s)
-        if self._sender:
-            self._sender.join(timeout_s)

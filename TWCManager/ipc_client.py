@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ipc import HEADER, REPLY_TYPE, REQUEST_TYPE, ipc_key, pack
+from .ipc import HEADER, REPLY_TYPE, REPLY_UNREAD_S, REQUEST_TYPE, ipc_key, pack
 
 log = logging.getLogger("TWCManager.ipc_client")
 
@@ -61,6 +61,8 @@ COMMAND_SEND_TIMEOUT_S = 1.0            # how long a command waits for room in a
 _RECEIVE_BUFFER = 65536
 _PUT_BACK_TIMEOUT_S = 0.05
 _MAX_MESSAGES_PER_ROUND = 256
+# A queue read this recently has a live reader: if it is full, messages nobody takes fill it.
+_READ_RECENTLY_S = 5.0
 # Kept a little past the 30 s rule: a reply older than that is discarded anyway.
 _ABANDONED_KEEP_S = FOREIGN_REPLY_MAX_AGE_S + 5.0
 
@@ -189,10 +191,28 @@ class _Router:
             except sysv_ipc.BusyError:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise IpcError(f"IPC queue {self.key:#010x} ({self.where}) is full: "
-                                   f"TWCManager is not reading it") from None
+                    raise IpcError(self._why_full()) from None
                 time.sleep(min(pause_s, left))
                 pause_s = min(pause_s * 2, 0.05)
+
+    def _why_full(self) -> str:
+        """What a full queue means: its reader (the daemon) is gone, or it reads but the
+        queue is full of messages nobody takes (unread replies, another program's junk)."""
+        where = f"IPC queue {self.key:#010x} ({self.where}) is full"
+        try:
+            q = self.queue()
+            count, read_at = q.current_messages, q.last_receive_time
+        except Exception as exc:  # the queue went away meanwhile
+            return f"{where}: {exc}"
+        idle_s = time.time() - read_at if read_at else None
+        if idle_s is not None and idle_s <= _READ_RECENTLY_S:
+            return (f"{where} ({count} messages) although it was read {idle_s:.0f} s ago: "
+                    "it is full of messages nobody takes (replies left unread, or another "
+                    "program flooding it); TWCManager removes unread replies after "
+                    f"{REPLY_UNREAD_S:.0f} s, try again then")
+        since = f"for {idle_s:.0f} s" if idle_s is not None else "ever"
+        return (f"{where} ({count} messages) and nothing has read it {since}: TWCManager is "
+                "stuck or not running")
 
     # ------------------------------------------------------------------ waiters
 

@@ -17,7 +17,7 @@ from .messages import (KwhReport, MasterHeartbeat, MasterLinkready1, MasterLinkr
                        SlaveHeartbeat, SlaveLinkready)
 from .protocol import FrameDecoder, encode_frame
 from .settings import Settings
-from .slave import SlaveTWC
+from .slave import SlaveTWC, min_amps_for_protocol
 
 log = logging.getLogger("TWCManager.master")
 
@@ -27,6 +27,11 @@ TRACE = 5
 
 ROUTINE_TYPES = frozenset({0xFBE0, 0xFDE0, 0xFCE1, 0xFBE2, 0xFDE2, 0xFBEB, 0xFDEB})
 
+# A unit rated under the lowest current any unit can be offered (5 A, protocol 1) could
+# never charge; real Gen2 units are rated 12-80 A, so such a linkready (an all-zero
+# FD E2 among them) is line noise or a broken device, not a unit to book amps for.
+MIN_RATED_AMPS = min_amps_for_protocol(1)
+
 
 @dataclass(frozen=True)
 class MasterTiming:
@@ -35,6 +40,14 @@ class MasterTiming:
     linkready_count: int = 5            # ×5 linkready1 then ×5 linkready2
     slave_timeout_s: float = 26.0
     max_slaves: int = 3
+    # With the table full, a newcomer only takes the place of a unit not heard from this
+    # long (the most silent one): with 3 units and one heartbeat a second a live unit
+    # answers at least every 3 s, so a flood of linkreadies never pushes out a unit
+    # that is charging. Units silent for slave_timeout_s are dropped anyway.
+    evict_silent_after_s: float = 10.0
+    # Linkreadies refused (table full, or no real unit) are reported once per this
+    # period per reason, with a count: never a line per frame.
+    refusal_log_interval_s: float = 60.0
     pool_interval_s: float = 1.0        # the policy's own clock (decisions.md §4.7)
     echo_window_s: float = 0.5          # adapters that echo our own frames
     # After a command changed the settings, the next heartbeat goes out this soon after
@@ -57,6 +70,7 @@ class BusProblems:
     other_master_seen_at: float | None = None
     id_clashes: int = 0
     unknown_messages: int = 0
+    refused_linkreadies: int = 0
 
 
 @dataclass
@@ -102,6 +116,7 @@ class Master:
         self._last_heartbeat_at = float("-inf")
         self._pool_log_key: tuple | None = None
         self._kwh_due_at: dict[int, float] = {}
+        self._refusal_logged_at: dict[str, float] = {}  # reason -> when last warned
 
         # Debug commands (sendTWCMsg, setMasterHeartbeatData).
         self.override_heartbeat_data: bytes | None = None
@@ -358,11 +373,18 @@ class Master:
         return next((s for s in self.slaves if s.twcid == twcid), None)
 
     def _on_slave_linkready(self, msg: SlaveLinkready, now: float) -> list[bytes]:
+        if msg.sender_id == 0 or msg.max_amps < MIN_RATED_AMPS:
+            self._refuse("not a unit", now, "Ignoring a slave linkready from %04X rated "
+                         "%.2f A: no real TWC has ID 0000 or a rating under %d A",
+                         msg.sender_id, msg.max_amps, MIN_RATED_AMPS)
+            return []
         if msg.sender_id == self.master_id:
             return self._id_clash(f"slave {msg.sender_id:04X} uses our ID", now)
         slave = self._find(msg.sender_id)
         if slave is None:
             slave = self._register(msg, now)
+            if slave is None:
+                return []  # not answered: it must not believe it has a master
         else:
             slave.last_heard_at = now
             if msg.protocol and msg.protocol != slave.protocol:
@@ -374,12 +396,21 @@ class Master:
         return [self._sent(messages.to_wire(
             MasterHeartbeat(self.master_id, slave.twcid, data)), now)]
 
-    def _register(self, msg: SlaveLinkready, now: float) -> SlaveTWC:
+    def _register(self, msg: SlaveLinkready, now: float) -> SlaveTWC | None:
+        """A new slave, in place of one that went silent when the table is full;
+        None when every registered unit is still answering."""
         if len(self.slaves) >= self.timing.max_slaves:
-            oldest = min(self.slaves, key=lambda s: s.registered_at)
-            log.warning("More than %d slaves on the bus: dropping the oldest, %s",
-                        self.timing.max_slaves, oldest.id_hex)
-            self._drop(oldest)
+            gone = min(self.slaves, key=lambda s: s.last_heard_at)
+            silent_s = now - gone.last_heard_at
+            if silent_s <= self.timing.evict_silent_after_s:
+                self._refuse("table full", now, "More than %d slaves on the bus: ignoring "
+                             "the linkready of %04X, every registered unit is answering",
+                             self.timing.max_slaves, msg.sender_id)
+                return None
+            log.warning("More than %d slaves on the bus: %04X replaces %s, not heard from "
+                        "for %.0f s", self.timing.max_slaves, msg.sender_id, gone.id_hex,
+                        silent_s)
+            self._drop(gone)
         # Back on the bus: what it reports from now on replaces the booking.
         self._reserved.pop(msg.sender_id, None)
         # A 20-byte linkready gives no protocol; assume 2, whose 6 A floor is the safer.
@@ -387,10 +418,27 @@ class Master:
                          rated_amps=msg.max_amps, registered_at=now)
         self._check_wiring(slave)
         self.slaves.append(slave)
+        if self._turn == len(self.slaves) - 1:
+            # The rotation was about to wrap to the first unit: keep it so. The newcomer
+            # is answered at once, and a second heartbeat right after would only delay
+            # the units already charging.
+            self._turn += 1
         self._kwh_due_at[slave.twcid] = now + self.timing.kwh_first_after_s
         log.info("New slave %s: protocol %d, rated %.2f A", slave.id_hex, slave.protocol,
                  slave.rated_amps)
         return slave
+
+    def _refuse(self, reason: str, now: float, message: str, *args: object) -> None:
+        """Count a refused linkready; warn at most once per refusal_log_interval_s per
+        reason, however many frames arrive."""
+        self.problems.refused_linkreadies += 1
+        logged_at = self._refusal_logged_at.get(reason)
+        if logged_at is not None and now - logged_at < self.timing.refusal_log_interval_s:
+            return
+        self._refusal_logged_at[reason] = now
+        log.warning(message + " (%d linkreadies refused so far; reported at most every "
+                    "%.0f s)", *args, self.problems.refused_linkreadies,
+                    self.timing.refusal_log_interval_s)
 
     def _check_wiring(self, slave: SlaveTWC) -> None:
         """A wiring limit above the unit's rating is a configuration error; the unit

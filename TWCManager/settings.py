@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 AMPS_MAX = 240
 MINUTES_PER_DAY = 24 * 60
 DAYS_ALL = 0x7F
-# A settings file is well under 1 kB; refuse to pull a runaway file into memory.
-MAX_FILE_BYTES = 1 << 20
+# A settings file is well under 1 kB: a file 64 times the largest one anybody writes is not a
+# settings file (a 10 MB file of junk lines once gave a million warnings and a 6 s start).
+MAX_FILE_BYTES = 64 << 10
+# Problems listed one by one; the rest of a corrupt file is summed up in one more line.
+MAX_PROBLEMS_LISTED = 10
 # Leftover temp files (from a process killed mid-save) older than this are removed on save.
 STALE_TEMP_S = 60.0
 
@@ -43,6 +46,30 @@ PASSTHROUGH_DEFAULTS: dict[str, str] = {
     "homeLat": "10000",
     "homeLon": "10000",
 }
+
+
+# Keys whose values must never be shown or logged: the car API's tokens and the home's position
+# (an old file carries them). They stay in the file, untouched.
+_PRIVATE_KEY_RE = re.compile(
+    r"token|secret|passw|pwd|apikey|api_key|credential|cookie|auth|home|lat(itude)?$"
+    r"|lon(gitude)?$|location", re.IGNORECASE)
+HIDDEN = "[hidden]"
+
+
+def is_private_key(key: str) -> bool:
+    return bool(_PRIVATE_KEY_RE.search(key))
+
+
+def shown_extra(extra: dict[str, str]) -> dict[str, str]:
+    """The extra keys as they may be shown: private values replaced by [hidden]."""
+    return {key: HIDDEN if is_private_key(key) and value else value
+            for key, value in extra.items()}
+
+
+def shown_settings(settings: "Settings") -> str:
+    """repr() of the settings for status dumps and logs, with private values hidden."""
+    fields = {**vars(settings), "extra": shown_extra(settings.extra)}
+    return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
 
 class SettingsSaveError(Exception):
@@ -178,17 +205,18 @@ def parse_settings(text: str) -> tuple[Settings, list[str]]:
     """Parse file content. Never raises; each bad line keeps what was there and adds a problem."""
     settings = Settings()
     defaults = Settings()
-    problems: list[str] = []
+    problems = _Problems()
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
-        shown = _show(raw)
         m = _LINE_RE.match(raw)
         if not m or not _KEY_RE.fullmatch(m.group(1)):
-            problems.append(f"line {lineno}: not a key=value setting, ignored: {shown}")
+            problems.append(f"line {lineno}: not a key=value setting, ignored: "
+                            f"{HIDDEN if is_private_key(raw) else _show(raw)}")
             continue
         key, value = m.group(1), m.group(2)
+        shown = f"{key}={HIDDEN}" if is_private_key(key) else _show(raw)
         if key in seen:
             problems.append(f"line {lineno}: {key} also set on line {seen[key]}; "
                             "the last valid value is used")
@@ -211,7 +239,26 @@ def parse_settings(text: str) -> tuple[Settings, list[str]]:
         if key not in PASSTHROUGH_DEFAULTS:
             problems.append(f"line {lineno}: unknown setting {key}, kept as is")
         settings.extra[key] = value
-    return settings, problems
+    return settings, problems.listed()
+
+
+class _Problems(list):
+    """The first MAX_PROBLEMS_LISTED problems, then only a count: a file of junk must cost one
+    screen of log, not one line per line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.more = 0
+
+    def append(self, problem: str) -> None:
+        if len(self) < MAX_PROBLEMS_LISTED:
+            super().append(problem)
+        else:
+            self.more += 1
+
+    def listed(self) -> list[str]:
+        tail = [f"... and {self.more} more problems in this file, not listed"] if self.more else []
+        return list(self) + tail
 
 
 def _show(text: str, limit: int = 60) -> str:
@@ -223,7 +270,8 @@ def load_settings(path: str | os.PathLike) -> tuple[Settings, list[str]]:
     """Load the settings file. A missing file gives the defaults and no problem.
 
     Never raises on content (garbage, truncation, undecodable bytes); an unreadable file gives the
-    defaults and a problem. Each problem is also logged at WARNING with the file name.
+    defaults and a problem. Each problem is logged here, once, at WARNING with the file name
+    (callers must not log them again); private values (tokens, position) are never shown.
     """
     path = Path(path)
     try:
@@ -234,14 +282,16 @@ def load_settings(path: str | os.PathLike) -> tuple[Settings, list[str]]:
     except OSError as e:
         settings, problems = Settings(), [f"cannot read the file ({e.strerror or e}); using defaults"]
     else:
-        # utf-8-sig drops a byte-order mark an editor may have added.
-        text = data[:MAX_FILE_BYTES].decode("utf-8-sig", errors="replace")
-        settings, problems = parse_settings(text)
+        if len(data) > MAX_FILE_BYTES:
+            settings, problems = Settings(), [
+                f"file is larger than {MAX_FILE_BYTES // 1024} KiB, so it is not a settings file "
+                "(one is under 1 kB); not read, using defaults"]
+        else:
+            # utf-8-sig drops a byte-order mark an editor may have added.
+            settings, problems = parse_settings(data.decode("utf-8-sig", errors="replace"))
         if not data:
             # What a crash during a non-atomic write (or an old filesystem bug) leaves behind.
             problems.append("file is empty; using defaults")
-        if len(data) > MAX_FILE_BYTES:
-            problems.append(f"file is larger than {MAX_FILE_BYTES} bytes; only the start was read")
     for problem in problems:
         log.warning("settings file %s: %s", path, problem)
     return settings, problems

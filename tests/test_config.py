@@ -213,7 +213,8 @@ def test_all_errors_are_listed_at_once(tmp_path):
     ("[twc]\nmin_amps_per_twc = 4\n", "twc.min_amps_per_twc = 4: cars do not charge below 5 A; expected at least 5"),
     ("[twc]\nwiring_max_amps_per_twc = 81\nwiring_max_amps_all_twcs = 100\n",
      "twc.wiring_max_amps_per_twc = 81: no Gen2 Wall Connector is rated above 80 A"),
-    ("[twc]\nbaud = 0\n", "twc.baud = 0: expected a positive baud rate"),
+    ("[twc]\nbaud = 0\n", "twc.baud = 0: expected a baud rate 300..4000000"),
+    ("[twc]\nbaud = 2147483648\n", "twc.baud = 2147483648: expected a baud rate 300..4000000"),
     ("[twc]\nserial_port = ''\n", "twc.serial_port is empty"),
     ("[twc]\nmaster_id = 0\n", "twc.master_id = 0x0: expected a TWC id 0x0001..0xFFFE"),
     ("[twc]\nmaster_id = 0x10000\n", "twc.master_id = 0x10000: expected a TWC id"),
@@ -362,3 +363,25 @@ def test_find_and_load(tmp_path):
     path = write(tmp_path, "[web]\nport = 8099\n")
     cfg = find_and_load_config(None, {"web.host": "127.0.0.1"}, environ={"TWCMANAGER_CONFIG": str(path)})
     assert (cfg.web.port, cfg.web.host, cfg.source) == (8099, "127.0.0.1", path)
+
+
+# --- web.allowed_hosts (www/security.py's Host check) -------------------------------------------
+
+def test_allowed_hosts_is_a_list_of_names(tmp_path):
+    path = write(tmp_path, '[web]\nallowed_hosts = ["garage.example.net", ".home.example", "*", "::1"]\n')
+    assert load_config(path, {}).web.allowed_hosts == ("garage.example.net", ".home.example", "*", "::1")
+    assert Config().web.allowed_hosts == ()
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ('"garage.example.net"', "web.allowed_hosts = 'garage.example.net': expected a list of strings"),
+    ('["garage", 1]', "web.allowed_hosts = ['garage', 1]: expected a list of strings"),
+    ('[""]', "web.allowed_hosts: '' is not a host name"),
+    ('["."]', "web.allowed_hosts: '.' is not a host name"),
+    ('["http://garage.example.net"]', "web.allowed_hosts: 'http://garage.example.net' is not a host name"),
+    ('["garage.example.net:8080"]', "web.allowed_hosts: 'garage.example.net:8080' is not a host name"),
+    ('["garage example"]', "web.allowed_hosts: 'garage example' is not a host name"),
+    ('["ga*rage"]', "web.allowed_hosts: 'ga*rage' is not a host name"),
+])
+def test_bad_allowed_hosts_are_refused(tmp_path, value, fragment):
+    assert fragment in error_of(tmp_path, f"[web]\nallowed_hosts = {value}\n")

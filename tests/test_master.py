@@ -107,7 +107,8 @@ def test_zero_amps_is_sent_with_the_limit_command_not_no_change():
     assert {m.data for _, m in h.heartbeats_to(0x032E, since)} == {bytes.fromhex("09") + bytes(8)}
 
 
-def test_at_most_three_slaves_oldest_dropped():
+def test_at_most_three_slaves_a_fourth_is_ignored_while_all_answer():
+    # A newcomer only replaces a unit that went silent (tests/test_linkready_safety.py).
     sims = [unit(i) for i in (1, 2, 3)]
     h = harness(sims)
     h.run_for(3)
@@ -115,7 +116,9 @@ def test_at_most_three_slaves_oldest_dropped():
     late = unit(4)
     h.sims.append(late)
     h.run_for(3)
-    assert sorted(s.twcid for s in h.master.slaves) == [2, 3, 4]
+    assert any(isinstance(m, SlaveLinkready) for _, m in late.sent)
+    assert sorted(s.twcid for s in h.master.slaves) == [1, 2, 3]
+    assert h.heartbeats_to(4) == []
 
 
 def test_silent_slave_dropped_after_26s():

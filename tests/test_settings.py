@@ -333,11 +333,93 @@ def test_unreadable_path_gives_defaults_and_a_problem(tmp_path):
     assert s == Settings() and len(problems) == 1 and "cannot read" in problems[0]
 
 
-def test_oversized_file_is_cut(tmp_path):
-    data = b"nonScheduledAmpsMax=9\ncarApiBearerToken=" + b"x" * (sm.MAX_FILE_BYTES + 10)
+def test_oversized_file_is_refused_with_one_line(tmp_path, caplog):
+    # A 10 MB file of junk lines once gave 1 048 576 warnings (109 MB of log) and a 6 s start.
+    data = b"nonScheduledAmpsMax=9\n" + b"junk\n" * (2 * 1024 * 1024)
+    path = write_bytes(tmp_path / "s.txt", data)
+    with caplog.at_level(logging.WARNING, logger="TWCManager.settings"):
+        s, problems = load_settings(path)
+    assert s == Settings()
+    assert len(problems) == 1 and "larger than 64 KiB" in problems[0] and "not read" in problems[0]
+    assert len(caplog.records) == 1
+    assert path.read_bytes() == data  # left as it was
+
+
+def test_a_file_just_under_the_cap_is_read(tmp_path):
+    data = b"nonScheduledAmpsMax=9\n" + b"#" * (sm.MAX_FILE_BYTES - 30)
     s, problems = load_settings(write_bytes(tmp_path / "s.txt", data))
+    assert s.non_scheduled_amps == 9 and len(problems) == 1
+
+
+def test_many_bad_lines_are_listed_up_to_ten_then_counted(tmp_path, caplog):
+    lines = [f"junk line {i}" for i in range(5000)]
+    path = write_bytes(tmp_path / "s.txt", ("nonScheduledAmpsMax=9\n" + "\n".join(lines)).encode())
+    with caplog.at_level(logging.WARNING, logger="TWCManager.settings"):
+        s, problems = load_settings(path)
     assert s.non_scheduled_amps == 9
-    assert any("larger than" in p for p in problems)
+    assert len(problems) == sm.MAX_PROBLEMS_LISTED + 1
+    assert problems[0].startswith("line 2: not a key=value") and "junk line 0" in problems[0]
+    assert problems[-1] == "... and 4990 more problems in this file, not listed"
+    assert len(caplog.records) == sm.MAX_PROBLEMS_LISTED + 1
+
+
+def test_the_daemon_logs_each_settings_problem_once(tmp_path, caplog):
+    from TWCManager.config import load_config
+    from TWCManager.daemon import Daemon
+
+    path = write_bytes(tmp_path / "s.txt", b"scheduledAmpsMax=abc\nnonScheduledAmpsMax=9")
+    cfg = load_config(None, {"settings.file": str(path), "twc.serial_port": str(tmp_path / "none")})
+    with caplog.at_level(logging.WARNING):
+        daemon = Daemon(cfg, with_ipc=False)
+    assert daemon.master.settings.non_scheduled_amps == 9
+    assert len([r for r in caplog.records if "scheduledAmpsMax" in r.getMessage()]) == 1
+
+
+# --- private values ---------------------------------------------------------------------------
+
+SECRETS = {"carApiBearerToken": "eyJhbGciOiJTOKEN1", "carApiRefreshToken": "REFRESH-SECRET-2",
+           "homeLat": "48.8566123", "homeLon": "2.3522456", "myApiPassword": "hunter2hunter2"}
+
+
+@pytest.mark.parametrize("key", sorted(SECRETS))
+def test_private_keys_are_recognised(key):
+    assert sm.is_private_key(key)
+
+
+@pytest.mark.parametrize("key", ["nonScheduledAmpsMax", "kWhDelivered", "myOwnKey", "carColour"])
+def test_ordinary_keys_are_shown(key):
+    assert not sm.is_private_key(key)
+
+
+def test_shown_settings_hide_secrets_and_the_file_keeps_them(tmp_path):
+    text = ORIGINAL_EXAMPLE.replace("carApiBearerToken=", "carApiBearerToken=" +
+                                    SECRETS["carApiBearerToken"])
+    text = text.replace("carApiRefreshToken=", "carApiRefreshToken=" + SECRETS["carApiRefreshToken"])
+    text = text.replace("homeLat=10000", "homeLat=" + SECRETS["homeLat"])
+    text = text.replace("homeLon=10000", "homeLon=" + SECRETS["homeLon"])
+    text += "\nmyApiPassword=" + SECRETS["myApiPassword"] + "\nmyOwnKey=visible"
+    path = write_bytes(tmp_path / "s.txt", text.encode())
+    s, _ = load_settings(path)
+    shown = sm.shown_settings(s)
+    for secret in SECRETS.values():
+        assert secret not in shown
+    assert "'carApiBearerToken': '[hidden]'" in shown and "'myOwnKey': 'visible'" in shown
+    assert "non_scheduled_amps=8" in shown
+    save_settings(path, s)
+    saved = path.read_text()
+    for key, secret in SECRETS.items():
+        assert f"{key}={secret}" in saved
+
+
+def test_problems_never_show_private_values(tmp_path, caplog):
+    data = ("carApiBearerToken=" + SECRETS["carApiBearerToken"] + "\n"
+            "carApiBearerToken=" + SECRETS["carApiBearerToken"] + " \r" + "\n"
+            "homeLat " + SECRETS["homeLat"] + "\n").encode()
+    with caplog.at_level(logging.WARNING, logger="TWCManager.settings"):
+        _, problems = load_settings(write_bytes(tmp_path / "s.txt", data))
+    assert len(problems) >= 2
+    logged = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(problems)
+    assert SECRETS["carApiBearerToken"] not in logged and SECRETS["homeLat"] not in logged
 
 
 # --- atomic save ------------------------------------------------------------------------------

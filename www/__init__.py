@@ -37,7 +37,7 @@ def create_app(cfg: Config | None = None, peer: QueuePeer | None = None) -> Flas
         peer = IpcClient(path=str(ipc_path(cfg)))
     app.json.sort_keys = False  # LennyBo's JSON keeps its key order
     app.extensions["twc"] = {"peer": peer, "cfg": cfg, "timeout_s": cfg.web.ipc_timeout_s}
-    security.install(app, cfg.web.username, cfg.web.password_hash)
+    security.install(app, cfg.web)
 
     from . import api, legacy, pages
 

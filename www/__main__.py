@@ -9,6 +9,8 @@ import sys
 from TWCManager.config import ConfigError, find_and_load_config
 from TWCManager.logsetup import setup_logging
 
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m www",
@@ -47,8 +49,9 @@ def main(argv=None) -> int:
 
     app = create_app(cfg)
     logging.getLogger("www").info("Serving on http://%s:%d/", cfg.web.host, cfg.web.port)
+    # No form or API body here comes near 1 MiB; waitress would otherwise buffer up to 1 GiB.
     serve(app, host=cfg.web.host, port=cfg.web.port, threads=args.threads,
-          expose_tracebacks=False, ident="TWCManager")
+          expose_tracebacks=False, ident="TWCManager", max_request_body_size=MAX_BODY_BYTES)
     return 0
 
 

@@ -2,6 +2,10 @@
 shapes, with numbers as numbers (peers.md §3)."""
 from __future__ import annotations
 
+import json
+import math
+from typing import NoReturn
+
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -70,8 +74,6 @@ def get_green_history():
 
 
 def _json_query(text: str):
-    import json
-
     from .daemon_link import query
 
     try:
@@ -111,33 +113,63 @@ def get_slave_twcs():
     return jsonify(out)
 
 
+MAX_JSON_BODY_BYTES = 64 * 1024   # chargeNow's body is ~50 bytes
+
+
 def _json_body() -> dict:
+    """The request's JSON object, parsed strictly: every malformed body is a 4xx with a
+    message, never a 500 (NaN, Infinity, 1e309, deep nesting, huge bodies)."""
     # JSON only: a cross-site HTML form cannot send it without a CORS preflight.
     security.refuse_cross_site()
     if not request.is_json:
         _bad("send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
+    if (request.content_length or 0) > MAX_JSON_BODY_BYTES:
+        _bad(f"the body is larger than {MAX_JSON_BODY_BYTES} bytes", 413)
+    # Read one byte more than allowed: a chunked body has no Content-Length to check.
+    raw = request.stream.read(MAX_JSON_BODY_BYTES + 1)
+    if len(raw) > MAX_JSON_BODY_BYTES:
+        _bad(f"the body is larger than {MAX_JSON_BODY_BYTES} bytes", 413)
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        _bad("the JSON body is nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, our refusals, 5000-digit ints
+        _bad(f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         _bad("the body is not a JSON object")
     return body
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large")
+    return value
+
+
 class BadInput(Exception):
-    pass
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @bp.errorhandler(BadInput)
 def _bad_input(exc):
-    return jsonify(error=str(exc)), 400
+    return jsonify(error=str(exc)), exc.status
 
 
-def _bad(message: str):
-    raise BadInput(message)
+def _bad(message: str, status: int = 400) -> NoReturn:
+    raise BadInput(message, status)
 
 
 def _positive_int(body: dict, key: str, maximum: int) -> int:
     value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value != int(value):
         _bad(f"{key} must be a whole number, got {value!r}")
     if not 0 < value <= maximum:
         _bad(f"{key} must be between 1 and {maximum}, got {value}")
