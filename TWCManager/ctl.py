@@ -19,19 +19,10 @@ import os
 import sys
 
 from .config import ConfigError, find_and_load_config, ipc_path
+from .ipc.commands import reply_mode
 from .ipc_client import IpcClient, IpcError, IpcTimeout
 
 PROG = "python -m TWCManager.ctl"
-# Query text -> packet mode. Everything else is a command.
-QUERIES = {"getStatus": False, "getLastTWCMsgResponse": False, "dumpState": True,
-           "getStatusJson": True, "getGreenStatus": True, "getGreenHistory": True}
-
-
-def reply_mode(text: str) -> bool | None:
-    """None for a one-way command, else whether the reply comes in packets."""
-    if text.startswith("ping="):
-        return False
-    return QUERIES.get(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,23 +1,27 @@
-"""Composition root: wires config, settings, the master engine and the RS-485 line.
+"""Composition root: wires config, settings, the site core, the RS-485 engine, the meter and
+the IPC server.
 
-One thread owns the master. Everything else (the serial reader, later the IPC
-server) posts events to its inbox; the loop sleeps until the next deadline or
-the next event, so an idle daemon costs almost nothing.
+One thread owns the home (site core + master engine). Everything else (the serial reader, the
+IPC reader, the meter) posts events to its inbox or keeps a reading the loop reads; the loop
+sleeps until the next deadline or the next event, so an idle daemon costs almost nothing.
 """
 from __future__ import annotations
 
 import logging
 import queue
-import time
 from concurrent.futures import Future
-from datetime import datetime
 from typing import Callable
 
-from . import bus, ipc, ipc_server, policy
 from .config import Config, ipc_path, settings_path
-from .green import CommandSource, GreenParams, GreenService
-from .master import Master, MasterTiming
-from .settings import SettingsSaveError, load_settings, save_settings
+from .core import policy
+from .core.interfaces import Clock, SiteMeter, SiteReadings, SystemClock
+from .core.site import SiteDriver, site_from
+from .energy import make_meter
+from .ipc import commands, server as ipc_server, wire
+from .ipc.status import Context, Home
+from .settings_file import SettingsSaveError, load_settings, save_settings
+from .twc import bus
+from .twc.master import Master, MasterTiming
 
 log = logging.getLogger("TWCManager.daemon")
 
@@ -25,44 +29,30 @@ CALL = "call"
 STOP = "stop"
 
 
-def limits_from(cfg: Config) -> policy.Limits:
-    return policy.Limits(
-        wiring_max_amps_all_twcs=float(cfg.twc.wiring_max_amps_all_twcs),
-        wiring_max_amps_per_twc=float(cfg.twc.wiring_max_amps_per_twc),
-        min_amps_per_twc=float(cfg.twc.min_amps_per_twc))
-
-
 class Daemon:
     def __init__(self, cfg: Config, *, holds: policy.Holds = policy.Holds(),
-                 timing: MasterTiming | None = None,
-                 wall: Callable[[], datetime] = datetime.now,
-                 green_source=None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 with_ipc: bool = True) -> None:
+                 timing: MasterTiming | None = None, clock: Clock | None = None,
+                 meter: SiteMeter | None = None, with_ipc: bool = True) -> None:
         self.cfg = cfg
-        self._monotonic = monotonic
-        self._wall = wall
+        self.clock = clock or SystemClock()
         self.settings_file = settings_path(cfg)
         settings, _problems = load_settings(self.settings_file)  # it logs them, once
-        g = cfg.green
-        params = GreenParams.from_config(g)
-        source = green_source or CommandSource(
-            g.command, g.interval_s, g.stale_after_s, clock=monotonic,
-            active=self._green_active, idle_interval_s=max(60.0, g.interval_s))
-        self.green = GreenService(source, params)
+        self.site = site_from(cfg, settings, holds)
+        self.meter = meter or make_meter(cfg.green, clock=self.clock.monotonic,
+                                         active=self._green_active)
         self.inbox: queue.Queue[tuple] = queue.Queue()
         self.master = Master(
-            limits=limits_from(cfg), settings=settings, green_amps=self._green_decide,
-            wall=wall, master_id=cfg.twc.master_id, master_sign=cfg.twc.master_sign,
-            holds=holds,
-            timing=timing or MasterTiming(slave_timeout_s=cfg.twc.slave_timeout_s),
-            green_hours=(int(cfg.green.start_hour), int(cfg.green.end_hour)),
-            on_settings_changed=self._save_settings)
+            limits=self.site.limits,
+            planner=SiteDriver(self.site, self.clock.now, self._readings,
+                               on_changes=self._save_settings),
+            master_id=cfg.twc.master_id, master_sign=cfg.twc.master_sign,
+            timing=timing or MasterTiming(slave_timeout_s=cfg.twc.slave_timeout_s))
+        self.home = Home(self.site, self.master)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
         self.ipc: ipc_server.IpcServer | None = None
         if with_ipc:
-            key = ipc.ipc_key(str(ipc_path(cfg)))
+            key = wire.ipc_key(str(ipc_path(cfg)))
             self.ipc = ipc_server.IpcServer(key, self.inbox.put, mode=cfg.ipc.mode_bits)
             log.info("IPC queue %#010x (ftok of %s)", key, ipc_path(cfg))
         self.save_errors = 0
@@ -71,31 +61,29 @@ class Daemon:
     # ------------------------------------------------------------ outside API
 
     def _green_active(self) -> bool:
-        """Is green tracking what sets the pool now? Read from the source's thread: only
-        plain attribute reads of the master, no locks needed."""
-        master = getattr(self, "master", None)
-        if master is None or master.pool.source != policy.GREEN:
-            return False
-        start_hour, end_hour = master.green_hours
-        return start_hour <= self._wall().hour < end_hour
+        """Is green tracking what sets the pool now? Read from the meter's thread: only
+        plain attribute reads, no locks needed."""
+        site = getattr(self, "site", None)
+        return site is not None and site.green_active(self.clock.now())
 
-    def _green_decide(self, now: float, car_amps: float, min_amps: float,
-                      watts_per_amp: float | None):
-        return self.green.decide(now, self._wall().timestamp(), car_amps, min_amps,
-                                 watts_per_amp)
+    def _readings(self) -> SiteReadings:
+        status = self.meter.status(self.clock.monotonic())
+        attempted = status.get("reads", 1) + status.get("failures", 1) > 0
+        return SiteReadings(meter=self.meter.latest(), meter_attempted=attempted,
+                            meter_error=status.get("last_error"))
 
-    def call(self, fn: Callable[[Master, float], list[bytes] | None]) -> None:
-        """Run fn(master, now) on the loop thread; frames it returns are sent."""
-        self.inbox.put((CALL, fn, self._monotonic()))
+    def call(self, fn: Callable[[Home, float], list[bytes] | None]) -> None:
+        """Run fn(home, now) on the loop thread; frames it returns are sent."""
+        self.inbox.put((CALL, fn, self.clock.monotonic()))
 
-    def query(self, fn: Callable[[Master, float], object], timeout_s: float = 5.0) -> object:
-        """Run fn(master, now) on the loop thread and return its result (for status
-        readers: nothing else touches the master)."""
+    def query(self, fn: Callable[[Home, float], object], timeout_s: float = 5.0) -> object:
+        """Run fn(home, now) on the loop thread and return its result (for status
+        readers: nothing else touches the home)."""
         done: Future = Future()
 
-        def run(master: Master, now: float) -> None:
+        def run(home: Home, now: float) -> None:
             try:
-                done.set_result(fn(master, now))
+                done.set_result(fn(home, now))
             except Exception as exc:  # handed to the caller, not the loop
                 done.set_exception(exc)
 
@@ -107,10 +95,7 @@ class Daemon:
                 "error": self.link.last_error, "opens": self.link.opens}
 
     def stop(self) -> None:
-        self.inbox.put((STOP, None, self._monotonic()))
-
-    def save_settings_now(self, reason: str) -> None:
-        self._save_settings(reason)
+        self.inbox.put((STOP, None, self.clock.monotonic()))
 
     # ------------------------------------------------------------------- loop
 
@@ -119,12 +104,12 @@ class Daemon:
                  self.cfg.twc.serial_port, self.settings_file)
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
-        self.green.start()
+        self.meter.start()
         if self.ipc:
             self.ipc.start()
         try:
             while self._running:
-                timeout_s = self.master.next_deadline() - self._monotonic()
+                timeout_s = self.master.next_deadline() - self.clock.monotonic()
                 try:
                     event = self.inbox.get(timeout=min(max(timeout_s, 0.0), 60.0))
                 except queue.Empty:
@@ -133,7 +118,7 @@ class Daemon:
                 # requests must not delay a heartbeat.
                 while event is not None and self._running:
                     self._guarded(self._handle, event)
-                    if self._monotonic() >= self.master.next_deadline():
+                    if self.clock.monotonic() >= self.master.next_deadline():
                         break
                     try:
                         event = self.inbox.get_nowait()
@@ -143,7 +128,7 @@ class Daemon:
         finally:
             if self.ipc:
                 self.ipc.stop()
-            self.green.stop()
+            self.meter.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
@@ -155,15 +140,15 @@ class Daemon:
             log.exception("Internal error; carrying on")
 
     def _tick(self) -> None:
-        self.link.write(self.master.on_tick(self._monotonic()))
+        self.link.write(self.master.on_tick(self.clock.monotonic()))
 
     def _handle(self, event: tuple) -> None:
         kind, payload, _at = event
-        now = self._monotonic()
+        now = self.clock.monotonic()
         if kind == bus.RX:
             self.link.write(self.master.on_bytes(payload, now))
         elif kind == CALL:
-            self.link.write(payload(self.master, now) or [])
+            self.link.write(payload(self.home, now) or [])
         elif kind == bus.LINK_UP:
             # Announce on every (re)open so slaves find us at once; frames written
             # before the port was open would have been lost.
@@ -180,37 +165,44 @@ class Daemon:
 
     def _handle_ipc(self, body: bytes, now: float) -> None:
         try:
-            request = ipc.unpack(body)
-        except ipc.BadRequest as exc:
+            request = wire.unpack(body)
+        except wire.BadRequest as exc:
             log.error("IPC: bad request ignored: %s", exc)
             return
         if (request.time_field, request.ident, request.text) == (0, 0, ""):
             return  # the wake-up the IPC thread gets at stop
-        now_wall_s = self._wall().timestamp()
-        text = ipc.redact(request.text)
-        why = ipc.too_old_or_future(request.time_field, now_wall_s)
+        now_wall_s = self.clock.now().timestamp()
+        text = wire.redact(request.text)
+        why = wire.too_old_or_future(request.time_field, now_wall_s)
         if why:
             log.warning("IPC: dropped %r, %s", text[:80], why)
             return
         log.debug("Web query: %r, id %d, time %d", text, request.ident, request.time_field)
-        ctx = ipc.Context(now=now, now_wall_s=now_wall_s, save_settings=self._save_settings,
-                          send=lambda frame: self.link.write([frame]),
-                          extra_state=self._extra_state,
-                          green_history=lambda: list(self.green.history.samples))
         try:
-            reply = ipc.handle_request(request.text, self.master, ctx)
-        except ipc.BadRequest as exc:
+            reply = commands.handle_request(request.text, self.home, self.context(now))
+        except wire.BadRequest as exc:
             log.error("IPC %r: %s", text[:80], exc)
             return
-        self.ipc.send(ipc.reply_bodies(request, reply))
+        self.ipc.send(wire.reply_bodies(request, reply))
+
+    def context(self, now: float) -> Context:
+        return Context(now=now, now_wall_s=self.clock.now().timestamp(),
+                       save_settings=self._save_settings,
+                       send=lambda frame: self.link.write([frame]),
+                       extra_state=self._extra_state,
+                       green_history=lambda: list(self.site.green_service.history.samples))
+
+    def green_status(self, now: float) -> dict:
+        """The meter's state and the green tracker's figures, as getGreenStatus shows them."""
+        return {**self.meter.status(now), **self.site.green_service.status(self.meter.latest())}
 
     def _extra_state(self) -> dict:
-        return {"link": self.link_status(), "green": self.green.status(self._monotonic()),
+        return {"link": self.link_status(), "green": self.green_status(self.clock.monotonic()),
                 "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:
         try:
-            save_settings(self.settings_file, self.master.settings)
+            save_settings(self.settings_file, self.site.settings)
         except SettingsSaveError as exc:
             self.save_errors += 1
             log.error("Could not save settings (%s): %s", reason, exc)

@@ -15,8 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .ipc import ipc_key, remove_queue
-from .settings import Settings, save_settings
+from .ipc.wire import ipc_key, remove_queue
+from .core.settings import Settings
+from .settings_file import save_settings
 
 log = logging.getLogger("TWCManager.demo")
 
@@ -67,7 +68,7 @@ class Demo:
                             car=Car(mode="charging", car_max_amps=32.0))
         self.bus = SimBus(open_pty(str(self.link)), [unit])
         self.bus.start()
-        watts_per_amp = cfg.green.volts * cfg.green.phases
+        watts_per_amp = cfg.green.watts_per_amp
         # The meter sees the car's draw, as a real one would.
         self.sun = SunRunner(self.inverter, SunCurve(peak_w=9000, seed=7), start_h=SUN_START_H,
                              load_w=lambda: unit.car.amps * watts_per_amp)

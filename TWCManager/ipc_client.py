@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ipc import HEADER, REPLY_TYPE, REPLY_UNREAD_S, REQUEST_TYPE, ipc_key, pack
+from .ipc.wire import HEADER, REPLY_TYPE, REPLY_UNREAD_S, REQUEST_TYPE, ipc_key, pack
 
 log = logging.getLogger("TWCManager.ipc_client")
 

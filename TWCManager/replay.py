@@ -1,12 +1,12 @@
 """`python -m TWCManager.replay [--config F]`: the daemon's green policy as a JSON-lines filter.
 
 Any outside tool (our own `bench/solar_day.py`, or someone else's simulator) can score the real
-green-tracking code with it: the same `GreenService` and `GreenTracker` (reading paired with the
-draw at its time, hysteresis, fail-safe), `choose_pool` (green hours), `offer_for` (the Gen2
-holds: 60 s start/stop, 5 s lowering, the 16/21 A spike) and `SlaveTWC` bookkeeping that the
-daemon runs, for one simulated slave in "track green" (non-scheduled amps = -1). Nothing
-here is a copy of the policy: only the glue that the daemon's `Master` does around it (what
-the TWC reports in, the offer out) is repeated.
+green-tracking code with it: the daemon's site core (`core.site.Site`, built by the same
+`core.site.site_from`): the tracker (reading paired with the draw at its time, hysteresis,
+fail-safe), the pool (green hours) and each offer (the Gen2 holds: 60 s start/stop, 5 s
+lowering, the 16/21 A spike), with `SlaveTWC` bookkeeping, for one simulated slave in "track
+green" (non-scheduled amps = -1). What is here is only what the RS-485 engine does around the
+site: the TWC's report in (its heartbeat, its phase volts), the offer out.
 
 Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flushed per line:
 
@@ -30,8 +30,9 @@ Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flus
   message on stderr and exit status 2. End of input without an `end` line ends it quietly.
 
 The simulated slave is protocol 2 (6 A floor), rated at the hello's car max_a capped by the
-configuration's wiring; watts per amp = the car's volts x phases when the hello gives them,
-else the configuration's (green.volts x green.phases). The car's min_a is accepted but not
+configuration's wiring; it reports the car's volts on the car's phases when the hello gives
+them (watts per amp = volts x phases, as a real TWC's FD EB report gives), else nothing (the
+configuration's green.volts x green.phases is used). The car's min_a is accepted but not
 used: the daemon cannot know it either; its minimum is max(twc.min_amps_per_twc, 6 A).
 """
 from __future__ import annotations
@@ -45,13 +46,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from . import policy
 from .config import Config, ConfigError, find_and_load_config
-from .daemon import limits_from
-from .green import OK, STALE, GreenParams, GreenService, Reading
-from .settings import Settings
-from .slave import (STATE_CHARGING, STATE_PLUGGED_NO_CHARGE, STATE_STARTING, SlaveTWC,
-                    min_amps_for_protocol)
+from .core import policy
+from .core.interfaces import MeterReading, SiteReadings
+from .core.settings import Settings
+from .core.site import site_from
+from .twc.slave import STATE_CHARGING, STATE_PLUGGED_NO_CHARGE, STATE_STARTING, SlaveTWC
 
 EXIT_MALFORMED = 2
 DAY_S = 86_400
@@ -94,32 +94,6 @@ class Obs:
     offer_a: float
 
 
-def params_from(cfg: Config) -> GreenParams:
-    """The GreenParams the daemon builds from the configuration (daemon.py)."""
-    return GreenParams.from_config(cfg.green)
-
-
-class ReplaySource:
-    """The meter readings of the observations, in the place of the daemon's CommandSource."""
-
-    def __init__(self, stale_after_s: float) -> None:
-        self.stale_after_s = stale_after_s
-        self.reading: Reading | None = None
-        self.reads = 0
-        self.failures = 0
-
-    def put(self, reading: Reading) -> None:
-        self.reading = reading
-        self.reads += 1
-
-    def latest(self) -> Reading | None:
-        return self.reading
-
-    def status(self, now: float) -> dict:
-        fresh = self.reading is not None and now - self.reading.at <= self.stale_after_s
-        return {"state": OK if fresh else STALE}
-
-
 class ReplayEngine:
     """One simulated slave under the daemon's green policy, stepped by observations.
 
@@ -132,17 +106,13 @@ class ReplayEngine:
         car = car or Car()
         self.cfg = cfg
         self.car = car
-        self.limits = limits_from(cfg)
-        self.holds = holds
-        self.settings = Settings(non_scheduled_amps=-1)
-        self.source = ReplaySource(cfg.green.stale_after_s)
-        # The daemon's GreenService: pairs each reading with the draw at its time, runs the
-        # tracker (hysteresis, fail-safe) and keeps the dashboard history.
-        self.green = GreenService(self.source, params_from(cfg))
-        self.green_hours = (int(cfg.green.start_hour), int(cfg.green.end_hour))
-        volts = car.volts if car.volts else cfg.green.volts
-        phases = car.phases if car.phases else cfg.green.phases
-        self.watts_per_amp = float(volts) * float(phases)
+        self.site = site_from(cfg, Settings(non_scheduled_amps=-1), holds)
+        self.reading: MeterReading | None = None
+        # What a real unit reports in FD EB: the car's volts on each live phase.
+        volts = car.volts or cfg.green.volts
+        phases = car.phases or cfg.green.phases
+        self.phase_volts = ((volts,) * phases + (0,) * (3 - phases)
+                            if car.volts or car.phases else None)
         rated = float(cfg.twc.wiring_max_amps_per_twc)
         if car.max_a is not None and car.max_a > 0:
             rated = min(rated, float(car.max_a))
@@ -157,11 +127,6 @@ class ReplayEngine:
     @property
     def meter_interval_s(self) -> float:
         return self.cfg.green.interval_s
-
-    @property
-    def min_amps(self) -> float:
-        """The minimum the master passes to the tracker (master._green)."""
-        return max(self.limits.min_amps_per_twc, float(min_amps_for_protocol(PROTOCOL)))
 
     def _now(self, t: float) -> float:
         """Monotonic seconds from `t` (seconds since midnight), counting midnights passed."""
@@ -184,6 +149,7 @@ class ReplayEngine:
             # as it runs from a real unit's first linkready.
             self.slave = SlaveTWC(SLAVE_ID, SLAVE_SIGN, PROTOCOL, self.rated_amps,
                                   registered_at=now)
+            self.slave.volts = self.phase_volts
         slave = self.slave
         slave.update_from_heartbeat(CAR_STATES[obs.car_state], obs.offer_a, obs.car_a, now)
 
@@ -193,18 +159,13 @@ class ReplayEngine:
             if at > now:          # taken before the last midnight
                 at -= DAY_S
             house = obs.pv_w - obs.grid_w if obs.pv_w is not None else None
-            self.source.put(Reading(obs.grid_w, obs.pv_w, house, at, at))
+            self.reading = MeterReading(obs.grid_w, obs.pv_w, house, at, at)
         # else: no new reading; the last one ages toward the stale fail-safe
 
-        # master._green: the draw of charging slaves, the unit's floor, measured W/A.
-        car_amps = slave.actual_amps if slave.is_charging else 0.0
-        when = self._when(obs, now)
-        decision = self.green.decide(now, when.timestamp(), car_amps, self.min_amps,
-                                     self.watts_per_amp)
-        self.last_pool = policy.choose_pool(self.settings, when, decision.amps, self.limits,
-                                            self.green_hours, decision.reason)
-        offer = policy.offer_for(slave, [], self.last_pool.amps, self.limits, self.holds, now,
-                                 follow_sun=self.last_pool.source == policy.GREEN)
+        # What the RS-485 engine does at a heartbeat: one site step, then the unit's offer.
+        readings = SiteReadings(meter=self.reading, meter_attempted=self.reading is not None)
+        self.last_pool = self.site.step(now, self._when(obs, now), readings, [slave]).pool
+        offer = self.site.offer(slave, [], now)
         slave.record_offer(offer.amps, now)
         self.last_offer = offer
         return offer.amps

@@ -1,11 +1,17 @@
 """The `solaredge` command: grid, solar or house power from a SolarEdge inverter, in watts.
 
-    python -m TWCManager.solaredge [--config F] [--host H] [--port N] (-grid | -solar | -house | --json)
+    python -m TWCManager.solaredge [--config F] [--host H] [--port N] (-grid | -solar | -house | --json | --stream)
 
 Contract (decisions.md §2): one integer and a newline on stdout, exit 0; grid is + for export
 and − for import, solar is the inverter's AC power, house = solar − grid. `--json` prints all
 three and a timestamp from one connection. On any failure it prints `Inverter unreachable` on
 stdout, the details on stderr, and exits with status 255, within 3 s in all.
+
+`--stream` (what the daemon runs, energy/stream.py): for each line read on stdin, one reading as
+one JSON line on stdout, the `--json` object or `{"error": "Inverter unreachable", "detail": …}`;
+exit 0 at the end of stdin. Each request connects, reads and disconnects like a single call, so
+Home Assistant can still read the inverter between two requests; what the stream saves is the
+interpreter start and the pymodbus import of every reading.
 
 How it reads (spec/solaredge.md):
 - one connection per call, opened and closed here: the inverter serves one client at a time;
@@ -29,8 +35,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from .config import ConfigError, find_and_load_config
 
 UNREACHABLE_TEXT = "Inverter unreachable"
 EXIT_UNREACHABLE = 255
@@ -266,6 +270,7 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._timer = threading.Timer(timeout_s, self._fire)
         self._timer.daemon = True
+        self._claimed = False
         self.timeout_s = timeout_s
 
     def start(self) -> None:
@@ -278,9 +283,13 @@ class _Watchdog:
         os._exit(EXIT_UNREACHABLE)
 
     def claim(self) -> None:
-        """Take the output for main; if the watchdog has it, block until it ends the process."""
+        """Take the output for main; if the watchdog has it, block until it ends the process.
+        Main's thread only; a second call does nothing."""
+        if self._claimed:
+            return
         self._lock.acquire()
         self._timer.cancel()
+        self._claimed = True
 
 
 def _fail(detail: str) -> None:
@@ -312,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="house consumption = solar - grid")
     what.add_argument("--json", dest="what", action="store_const", const="json",
                       help='all three and a timestamp: {"grid_w":…,"solar_w":…,"house_w":…,"t":…}')
+    what.add_argument("--stream", dest="what", action="store_const", const="stream",
+                      help="one --json reading per line read on stdin (or {\"error\": …}), "
+                           "until end of input")
     return p
 
 
@@ -322,13 +334,144 @@ def format_reading(what: str, reading: Reading) -> str:
     return str(round({"grid": reading.grid_w, "solar": reading.solar_w, "house": reading.house_w}[what]))
 
 
-def _setup_logging(verbose: bool) -> None:
+class _Once(logging.Filter):
+    """Passes each distinct message once: a stream repeats the same warning every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def _setup_logging(verbose: bool, stream: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("solaredge: %(message)s"))
+    if stream and not verbose:
+        handler.addFilter(_Once())
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False
     quiet_pymodbus(handler if verbose else None)
+
+
+# ---- where the inverter is ---------------------------------------------------------------
+
+# A copy of what TWCManager.config knows about [solaredge] and where the file is looked for
+# (tests/test_solaredge.py checks both copies agree). Importing the config module costs more
+# than the rest of a call (measured: 13 ms on top of the 73 ms of `import solaredge_modbus`),
+# and a single call must stay close to a bare import (bench/idle_cost.py).
+_DEFAULTS = {"host": "127.0.0.1", "port": 1502, "unit": 1, "timeout_s": 1.0}
+_ENV_VAR = "TWCMANAGER_CONFIG"
+_CONFIG_SEARCH = ("/etc/twcmanager/twcmanager.toml",
+                  os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+                               "etc", "twcmanager.toml"))
+
+
+def _quick_settings(config_arg: str | None, host: str | None, port: int | None) -> Any:
+    """[solaredge] read straight from the file, or None for anything unusual (a missing or
+    broken file, an unknown key, a value out of range): the full loader then says exactly
+    what is wrong. Mistakes in other sections do not stop this command."""
+    import tomllib
+    from types import SimpleNamespace
+
+    explicit = config_arg or os.environ.get(_ENV_VAR, "")
+    if explicit:
+        path: str | None = os.path.expanduser(explicit)
+    else:
+        path = next((p for p in _CONFIG_SEARCH if os.path.exists(p)), None)
+    section: Any = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                section = tomllib.load(f).get("solaredge", {})
+        except (OSError, ValueError):   # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+            return None
+    if not isinstance(section, dict) or not set(section) <= set(_DEFAULTS):
+        return None
+    in_file = {**_DEFAULTS, **section}
+    v = {**in_file, **{k: x for k, x in (("host", host), ("port", port)) if x is not None}}
+    # The file's own values too: the full loader refuses a bad one even when overridden.
+    if not (_usable(in_file) and _usable(v)):
+        return None
+    return SimpleNamespace(host=v["host"], port=v["port"], unit=v["unit"], timeout_s=float(v["timeout_s"]))
+
+
+def _usable(v: dict) -> bool:
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    return (isinstance(v["host"], str) and bool(v["host"])
+            and whole(v["port"]) and 1 <= v["port"] <= 65535
+            and whole(v["unit"]) and 1 <= v["unit"] <= 247
+            and isinstance(v["timeout_s"], (int, float)) and not isinstance(v["timeout_s"], bool)
+            and 0 < v["timeout_s"] < float("inf"))
+
+
+class SettingsError(Exception):
+    """The configuration is unusable (the full loader's message)."""
+
+
+def _settings(args: argparse.Namespace, quick: bool) -> Any:
+    """[solaredge] host, port, unit, timeout_s; SettingsError if the file is unusable."""
+    found = _quick_settings(args.config, args.host, args.port) if quick else None
+    if found is not None:
+        return found
+    from .config import ConfigError, find_and_load_config
+
+    try:
+        return find_and_load_config(args.config, {"solaredge.host": args.host,
+                                                  "solaredge.port": args.port}).solaredge
+    except ConfigError as e:
+        raise SettingsError(str(e)) from None
+
+
+# ---- the stream --------------------------------------------------------------------------
+
+
+def serve_stream(cfg: Any, requests: Any = None, out: Any = None) -> int:
+    """--stream: one JSON line on `out` per line from `requests`, until end of input.
+
+    Failures are answered, not logged: the daemon logs each problem once, not every 2 s.
+    A request that overruns is the daemon's to deal with (it restarts a silent stream), so
+    there is no watchdog here.
+    """
+    requests = sys.stdin.buffer if requests is None else requests
+    out = sys.stdout if out is None else out
+    where = f"{cfg.host}:{cfg.port} unit {cfg.unit}"
+    for _request in requests:   # the line's text is not looked at: any line asks for a reading
+        started = time.monotonic()
+        try:
+            reading = read_inverter(cfg.host, cfg.port, unit=cfg.unit, timeout_s=cfg.timeout_s,
+                                    deadline=started + SOFT_DEADLINE_S)
+            line = format_reading("json", reading)
+        except Exception as e:  # InverterError, or a library surprise: still "no reading"
+            what = "" if isinstance(e, InverterError) else f"unexpected {type(e).__name__}: "
+            line = json.dumps({"error": UNREACHABLE_TEXT, "detail": f"{where}: {what}{e} "
+                                                                    f"({time.monotonic() - started:.2f} s)"})
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except (OSError, ValueError):   # the reader has gone: nobody to answer
+            _silence_stdout()
+            return 0
+    return 0
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; a closed pipe would then print a traceback.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# ---- main --------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,14 +479,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     watchdog = _Watchdog(HARD_DEADLINE_S)
     watchdog.start()
     args = build_parser().parse_args(argv)   # exits 2 on a usage error
-    _setup_logging(args.verbose)
+    stream = args.what == "stream"
+    if stream:
+        watchdog.claim()   # the 3 s bound is per request, kept by the daemon's timeout
+    _setup_logging(args.verbose, stream)
     try:
-        cfg = find_and_load_config(args.config, {"solaredge.host": args.host,
-                                                 "solaredge.port": args.port}).solaredge
-    except ConfigError as e:
+        # The stream starts once: it can afford the full check of the whole file.
+        cfg = _settings(args, quick=not stream)
+    except SettingsError as e:
         watchdog.claim()
         log.error("%s", e)
         return EXIT_USAGE
+    if stream:
+        try:
+            return serve_stream(cfg)
+        except KeyboardInterrupt:   # Ctrl-C when run by hand
+            return 130
     where = f"{cfg.host}:{cfg.port} unit {cfg.unit}"
     try:
         reading = read_inverter(cfg.host, cfg.port, unit=cfg.unit, timeout_s=cfg.timeout_s,

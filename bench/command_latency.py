@@ -37,7 +37,7 @@ import idle_cost  # noqa: E402
 # ipc_latency also puts the checkout on sys.path.
 from ipc_latency import BenchDaemon, percentile, run_bench  # noqa: E402
 from TWCManager.ipc_client import IpcClient  # noqa: E402
-from TWCManager.messages import MasterHeartbeat  # noqa: E402
+from TWCManager.twc.messages import MasterHeartbeat  # noqa: E402
 
 ORIGINAL_P50_S = 1.09
 ORIGINAL_WORST_S = 1.8

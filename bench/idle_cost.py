@@ -7,15 +7,29 @@ after the other:
   idle      the unit has no car (Car mode "unplugged")
   charging  a car charging at 16 A (non-scheduled amps 16), measured only once the unit
             reports more than 10 A drawn, i.e. after the daemon's 60 s start hold
+  green     green tracking (non-scheduled amps -1) with the meter read every 2 s: the
+            default `solaredge -grid`, kept running as `solaredge --stream`, against the
+            inverter simulator (Modbus TCP on 127.0.0.1) exporting 12 kW less what the car
+            draws; measured once the car charges above 10 A
+  percall   (only when asked for) the same with `[green] stream = false`: a Python process
+            per reading, what the stream saves
 
 CPU time is utime+stime from /proc/<pid>/stat over the measurement window, normalised to
-CPU-seconds per minute; peak RSS is VmHWM from /proc/<pid>/status. The heartbeats the unit
+CPU-seconds per minute; peak RSS is VmHWM from /proc/<pid>/status. The children's CPU (the
+energy command) is counted apart and in the total: the daemon's cutime+cstime (children it
+has reaped) plus what its live children (the stream) have used, read from their /proc/<pid>/stat. The heartbeats the unit
 received in the window are counted as a sanity check (the daemon sends about one a second).
 The figures are compared with the original TWCManager (25 ms polling loop) and with the aims.
 
+Then `solaredge -grid` as a single call against the simulator: its wall time against a bare
+`python -c "import solaredge_modbus"`, the median of --runs runs each, run alternately, with
+the bytecode cached in a temporary PYTHONPYCACHEPREFIX (as an installed system has it; this
+shell may set PYTHONDONTWRITEBYTECODE, which would compile our modules at every run but not
+the libraries').
+
 A bench prints figures, it asserts nothing: exit 0, or 1 if the daemon does not start.
 
-    .venv/bin/python bench/idle_cost.py [--seconds 60]
+    .venv/bin/python bench/idle_cost.py [--seconds 60] [--scenarios idle,charging,green] [--runs 11]
 """
 from __future__ import annotations
 
@@ -36,7 +50,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty  # noqa: E402
-from TWCManager.settings import Settings, save_settings  # noqa: E402
+from TWCManager.core.settings import Settings  # noqa: E402
+from TWCManager.settings_file import save_settings
 
 # The original TWCManager on this kind of machine (its loop polls the port every 25 ms).
 ORIGINAL_CPU_S_PER_MIN = 0.46
@@ -44,6 +59,15 @@ ORIGINAL_RSS_MB = 19.0
 # What the port aims for.
 AIM_CPU_S_PER_MIN = 0.09
 AIM_RSS_MB = 25.0
+# Green tracking with a 2 s meter: the daemon and the energy command together.
+AIM_GREEN_TOTAL_CPU_S_PER_MIN = 0.15
+# A single `solaredge -grid` against a bare `import solaredge_modbus`, wall time.
+AIM_SINGLE_CALL_RATIO = 1.3
+
+GREEN_INTERVAL_S = 2
+GREEN_SURPLUS_W = 12_000.0    # export before the car: more than 16 A (16 x 690 = 11 kW)
+HOUSE_W = 500.0
+WATTS_PER_AMP = 690.0         # 230 V x 3 phases, the default
 
 CHARGE_AMPS = 16
 # The unit counts as charging once it reports more than this many amps drawn.
@@ -100,6 +124,7 @@ class Result:
     warmup_s: float
     sched_cpu_s_per_min: float | None
     children_cpu_s_per_min: float = 0.0
+    children: int = 0
 
 
 # ---- /proc ---------------------------------------------------------------------------------
@@ -115,13 +140,40 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLK_TCK
 
 
-def children_cpu_seconds(pid: int) -> float:
-    """cutime + cstime: CPU of the children the daemon waited for (the energy command
-    it runs every green.interval_s), in seconds."""
+def _stat_fields(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[13]) + int(fields[14])) / CLK_TCK   # fields 16 and 17 of proc(5)
+    # The command name (field 2) may contain spaces; the fields after it start past ')'.
+    return text[text.rindex(")") + 2:].split()
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU of the daemon's children (the energy command), in seconds: cutime + cstime of the
+    daemon (children it has reaped) plus utime + stime + cutime + cstime of each child still
+    running (the stream; a child reaped between two calls moves from the second to the first
+    part, so a difference of two calls counts it once)."""
+    fields = _stat_fields(pid)
+    total = int(fields[13]) + int(fields[14])   # fields 16 and 17 of proc(5)
+    for child in live_children(pid):
+        try:
+            f = _stat_fields(child)
+        except (OSError, ValueError):
+            continue   # it has just gone: now in the daemon's cutime
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total / CLK_TCK
+
+
+def live_children(pid: int) -> list[int]:
+    """The processes whose parent is pid, from /proc/<pid>/stat field 4."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if int(_stat_fields(int(name))[1]) == pid:
+                    found.append(int(name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
 
 
 def sched_cpu_seconds(pid: int) -> float | None:
@@ -158,6 +210,7 @@ class Scenario:
     def __init__(self, name: str, car_mode: str) -> None:
         self.name = name
         self.car_mode = car_mode
+        self.children_seen = 0   # live children of the daemon at the end of the window
         self.dir = Path(tempfile.mkdtemp(prefix=f"twc-bench-{name}-"))
         self.log_path = self.dir / "daemon.out"
         self.unit: SimulatedTWC | None = None
@@ -173,8 +226,8 @@ class Scenario:
         config = self.dir / "twcmanager.toml"
         config.write_text(CONFIG_TOML.format(
             bench="idle_cost.py", port=link, ipc=self.dir, settings=settings_file,
-            wiring_all=16, wiring_per=16, min_amps=6))
-        save_settings(settings_file, Settings(non_scheduled_amps=CHARGE_AMPS))
+            wiring_all=16, wiring_per=16, min_amps=6) + self.extra_config())
+        save_settings(settings_file, Settings(non_scheduled_amps=self.non_scheduled_amps()))
 
         self.unit = SimulatedTWC(0x032E, 0x01, protocol=2, max_amps=32.0,
                                  car=Car(mode=self.car_mode, car_max_amps=32.0))
@@ -191,6 +244,16 @@ class Scenario:
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT)
 
+    # Hooks for GreenScenario.
+    def extra_config(self) -> str:
+        return ""
+
+    def non_scheduled_amps(self) -> int:
+        return CHARGE_AMPS
+
+    def on_poll(self) -> None:
+        """Called every POLL_S (at most every second) while the bench waits."""
+
     def close(self) -> None:
         try:
             self._stop_daemon()
@@ -204,7 +267,7 @@ class Scenario:
 
     def remove_dir(self) -> None:
         # The daemon never removes its queue (like the original): the bench does.
-        from TWCManager.ipc import ipc_key, remove_queue
+        from TWCManager.ipc.wire import ipc_key, remove_queue
 
         remove_queue(ipc_key(str(self.dir)))
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -239,6 +302,7 @@ class Scenario:
         start = time.monotonic()
         while True:
             self._check_alive()
+            self.on_poll()
             if predicate():
                 return time.monotonic() - start
             if time.monotonic() - start > deadline_s:
@@ -249,6 +313,7 @@ class Scenario:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             self._check_alive()
+            self.on_poll()
             time.sleep(min(left, 1.0))
         self._check_alive()
 
@@ -279,6 +344,7 @@ class Scenario:
         child1 = children_cpu_seconds(pid)
         sched1 = sched_cpu_seconds(pid)
         hb1 = unit.heartbeats_received
+        self.children_seen = len(live_children(pid))
         rss = peak_rss_mb(pid)
         threads = int(status_field(pid, "Threads"))
         lines1 = count_lines(self.log_path)
@@ -292,7 +358,102 @@ class Scenario:
         sched = (sched1 - sched0) * per_min if sched0 is not None and sched1 is not None else None
         return Result(self.name, window, (cpu1 - cpu0) * per_min, rss, (hb1 - hb0) * per_min,
                       (lines1 - lines0) * per_min, threads, warmup_s, sched,
-                      (child1 - child0) * per_min)
+                      (child1 - child0) * per_min, self.children_seen)
+
+
+class GreenScenario(Scenario):
+    """Green tracking against the inverter simulator: the meter follows what the car draws."""
+
+    def __init__(self, name: str, stream: bool) -> None:
+        super().__init__(name, "charging")
+        self.stream = stream
+        self.inverter = None
+
+    def start(self) -> None:
+        from TWCManager.sim.inverter import InverterSimulator
+
+        self.inverter = InverterSimulator(solar_w=GREEN_SURPLUS_W + HOUSE_W,
+                                          grid_w=GREEN_SURPLUS_W).start()
+        super().start()
+
+    def extra_config(self) -> str:
+        # The shipped default command, pointed at the simulator.
+        command = f"solaredge --host 127.0.0.1 --port {self.inverter.port} -grid"
+        return (f'\n[green]\ncommand = "{command}"\ninterval_s = {GREEN_INTERVAL_S}\n'
+                f"stream = {'true' if self.stream else 'false'}\nstart_hour = 0\nend_hour = 24\n")
+
+    def non_scheduled_amps(self) -> int:
+        return -1   # track green energy
+
+    def on_poll(self) -> None:
+        car_w = self.unit.actual_amps() * WATTS_PER_AMP if self.unit is not None else 0.0
+        self.inverter.set_power(grid_w=GREEN_SURPLUS_W - car_w)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.inverter is not None:
+                self.inverter.stop()
+
+
+# ---- one solaredge call --------------------------------------------------------------------
+
+
+@dataclass
+class SingleCall:
+    runs: int
+    import_s: float      # python -c "import solaredge_modbus"
+    call_s: float        # python -m TWCManager.solaredge ... -grid
+    bare_s: float        # python -c pass
+    output: str
+
+
+def single_call_figures(runs: int) -> SingleCall:
+    """Median wall times of a bare import and of `solaredge -grid` against the simulator."""
+    import statistics
+
+    from TWCManager.sim.inverter import InverterSimulator
+
+    cache = tempfile.mkdtemp(prefix="twc-bench-pycache-")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONDONTWRITEBYTECODE", "TWCMANAGER_CONFIG")}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    try:
+        with InverterSimulator(solar_w=3000, grid_w=-500) as sim:
+            commands = {
+                "import": [sys.executable, "-c", "import solaredge_modbus"],
+                "call": [sys.executable, "-m", "TWCManager.solaredge", "--host", "127.0.0.1",
+                         "--port", str(sim.port), "-grid"],
+                "bare": [sys.executable, "-c", "pass"],
+            }
+            times: dict[str, list[float]] = {k: [] for k in commands}
+            output = ""
+            for i in range(runs + 1):   # run 0 writes the bytecode cache; not counted
+                for key, argv in commands.items():
+                    started = time.perf_counter()
+                    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True,
+                                          text=True, timeout=30)
+                    if i:
+                        times[key].append(time.perf_counter() - started)
+                    if key == "call":
+                        output = done.stdout.strip() or done.stderr.strip()
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return SingleCall(runs, median["import"], median["call"], median["bare"], output)
+
+
+def print_single_call(r: SingleCall) -> None:
+    ratio = r.call_s / r.import_s
+    print()
+    print(f"solaredge -grid as a single call, wall time, median of {r.runs} runs each "
+          f"(bytecode cached):")
+    print(f"  python -c 'import solaredge_modbus'        {r.import_s * 1000:7.1f} ms")
+    print(f"  python -m TWCManager.solaredge ... -grid   {r.call_s * 1000:7.1f} ms   "
+          f"{ratio:.2f}x the import (aim <= {AIM_SINGLE_CALL_RATIO}x, "
+          f"{verdict(ratio, AIM_SINGLE_CALL_RATIO)}); printed {r.output!r}")
+    print(f"  python -c pass                             {r.bare_s * 1000:7.1f} ms")
 
 
 def count_lines(path: Path) -> int:
@@ -326,7 +487,8 @@ def print_table(results: list[Result], seconds: float) -> None:
           f"(original: {ORIGINAL_CPU_S_PER_MIN} CPU-s/min, {ORIGINAL_RSS_MB:g} MB; "
           f"aims: <= {AIM_CPU_S_PER_MIN} CPU-s/min, <= {AIM_RSS_MB:g} MB)")
     head = (f"{'scenario':<9} {'CPU s/min':>9} {'x orig':>7} {'x aim':>6} {'CPU':<10} "
-            f"{'RSS MB':>7} {'x orig':>7} {'x aim':>6} {'RSS':<10} {'HB/min':>7}")
+            f"{'RSS MB':>7} {'x orig':>7} {'x aim':>6} {'RSS':<10} {'HB/min':>7} "
+            f"{'child s/min':>11} {'total s/min':>11}")
     print(head)
     print("-" * len(head))
     for r in results:
@@ -336,15 +498,23 @@ def print_table(results: list[Result], seconds: float) -> None:
               f"{verdict(r.cpu_s_per_min, AIM_CPU_S_PER_MIN):<10} "
               f"{r.peak_rss_mb:>7.1f} {r.peak_rss_mb / ORIGINAL_RSS_MB:>7.2f} "
               f"{r.peak_rss_mb / AIM_RSS_MB:>6.2f} {verdict(r.peak_rss_mb, AIM_RSS_MB):<10} "
-              f"{r.heartbeats_per_min:>7.1f}")
+              f"{r.heartbeats_per_min:>7.1f} {r.children_cpu_s_per_min:>11.3f} "
+              f"{r.cpu_s_per_min + r.children_cpu_s_per_min:>11.3f}")
     print()
     tick = 1.0 / CLK_TCK
     for r in results:
         sched = f"{r.sched_cpu_s_per_min:.3f}" if r.sched_cpu_s_per_min is not None else "n/a"
         print(f"  {r.scenario}: window {r.window_s:.1f} s after {r.warmup_s:.1f} s warm-up; "
               f"{r.threads} threads; {r.log_lines_per_min:.1f} console lines/min; "
-              f"schedstat cross-check {sched} CPU-s/min; energy command (children, not in "
-              f"the table) {r.children_cpu_s_per_min:.3f} CPU-s/min")
+              f"schedstat cross-check {sched} CPU-s/min; {r.children} live child(ren) at "
+              f"the end")
+    for r in results:
+        if r.scenario in ("green", "percall"):
+            total = r.cpu_s_per_min + r.children_cpu_s_per_min
+            print(f"  {r.scenario}: daemon + energy command {total:.3f} CPU-s/min = "
+                  f"{total / AIM_GREEN_TOTAL_CPU_S_PER_MIN:.2f}x the aim of "
+                  f"{AIM_GREEN_TOTAL_CPU_S_PER_MIN} ({verdict(total, AIM_GREEN_TOTAL_CPU_S_PER_MIN)}), "
+                  f"meter read every {GREEN_INTERVAL_S} s")
     if results:
         grain = tick * 60.0 / results[0].window_s
         print(f"  /proc/<pid>/stat counts in {tick * 1000:.0f} ms ticks: "
@@ -358,10 +528,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="measurement window per scenario, in seconds (default 60)")
+    parser.add_argument("--scenarios", default="idle,charging,green",
+                        help="comma-separated, among " + ", ".join(SCENARIOS)
+                             + " (default idle,charging,green)")
+    parser.add_argument("--runs", type=int, default=11,
+                        help="runs of each single-call command (default 11; 0 = skip)")
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    args.scenarios = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; expected among {', '.join(SCENARIOS)}")
     return args
+
+
+SCENARIOS = {
+    "idle": lambda: Scenario("idle", "unplugged"),
+    "charging": lambda: Scenario("charging", "charging"),
+    "green": lambda: GreenScenario("green", stream=True),
+    "percall": lambda: GreenScenario("percall", stream=False),
+}
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -384,12 +571,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     results: list[Result] = []
-    for name, mode in (("idle", "unplugged"), ("charging", "charging")):
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]()
+        mode = scenario.car_mode
         extra = f" (waits up to {CHARGING_DEADLINE_S:.0f} s for the 60 s start hold)" \
             if mode == "charging" else ""
         print(f"[{name}] car {mode}: starting the daemon{extra}; window {args.seconds:g} s",
               flush=True)
-        scenario = Scenario(name, mode)
         try:
             scenario.start()
             results.append(scenario.run(args.seconds))
@@ -408,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                 scenario.close()
                 scenario.remove_dir()
     print_table(results, args.seconds)
+    if args.runs > 0:
+        print_single_call(single_call_figures(args.runs))
     return 0
 
 

@@ -36,9 +36,10 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
 
 import idle_cost  # noqa: E402  (the daemon-as-a-child-process helpers)
 from idle_cost import DaemonFailed, _signals_held, tail  # noqa: E402
-from TWCManager import ipc  # noqa: E402
+from TWCManager.ipc import wire as ipc  # noqa: E402
 from TWCManager.ipc_client import IpcClient, IpcError  # noqa: E402
-from TWCManager.settings import Settings, save_settings  # noqa: E402
+from TWCManager.core.settings import Settings  # noqa: E402
+from TWCManager.settings_file import save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty  # noqa: E402
 
 ORIGINAL_P50_MS = 13.0

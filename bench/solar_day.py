@@ -98,10 +98,10 @@ REPO = BENCH_DIR.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from TWCManager import policy  # noqa: E402
+from TWCManager.core import policy  # noqa: E402
 from TWCManager.config import Config, GreenConfig, TwcConfig  # noqa: E402
 from TWCManager.replay import Car, Obs, ReplayEngine  # noqa: E402
-from TWCManager.slave import SlaveTWC  # noqa: E402
+from TWCManager.twc.slave import SlaveTWC  # noqa: E402
 
 DAY_S = 86_400
 CACHE = BENCH_DIR / "out" / "pvanalytics"

@@ -50,8 +50,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from TWCManager.ipc import ipc_key  # noqa: E402
-from TWCManager.settings import Settings, save_settings  # noqa: E402
+from TWCManager.ipc.wire import ipc_key  # noqa: E402
+from TWCManager.core.settings import Settings  # noqa: E402
+from TWCManager.settings_file import save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty  # noqa: E402
 
 PATH = "/TWCapi.php?GetStatus=1"
@@ -197,7 +198,7 @@ class Rig:
         for log in self._logs:
             log.close()
         if self.queue_key is not None:   # the daemon never removes its queue, like the original
-            from TWCManager.ipc import remove_queue
+            from TWCManager.ipc.wire import remove_queue
 
             if remove_queue(self.queue_key):
                 print(f"removed the daemon's queue {self.queue_key:#010x}", file=sys.stderr)

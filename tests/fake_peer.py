@@ -1,7 +1,8 @@
 """A fake TWCManager daemon on a real, private SysV message queue, for the web tests.
 
 It speaks the wire format of original-program.md §8 on its own (not through
-TWCManager.ipc, so a mistake there is not copied here): requests are mtype 2 with
+TWCManager.ipc.wire, so a mistake there is not copied here); what it answers to getStatusJson is
+the real daemon's snapshot (`status_json_one_twc`): requests are mtype 2 with
 body `=LH` (time, id) + ASCII text; replies are mtype 1, copy time and id, and are cut
 at 290 characters, except `dumpState` and `getStatusJson`, which answer in packet mode
 (a first message with one byte N, then N messages of up to 290 characters).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -44,23 +46,31 @@ STATUS_US = ("20.00`40.00`12.00`0.00`20`-1`-1:00`-1:00`127`-1:00`0`2"
 
 
 def status_json_one_twc() -> dict:
-    """A getStatusJson reply (the daemon's status_dict) with one charging unit."""
-    return {
-        "pool_amps": 16.0, "pool_source": "green", "pool_reason": "surplus 3450 W",
-        "wiring_max_amps_all_twcs": 32, "wiring_max_amps_per_twc": 32, "min_amps_per_twc": 6,
-        "charge_now_amps": 0.0, "charge_now_until": None,
-        "non_scheduled_amps": -1, "scheduled_amps": -1,
-        "scheduled_start": "-1:00", "scheduled_end": "-1:00", "scheduled_days_bitmap": 127,
-        "resume_green_at": "-1:00", "server_time": 1700000000.0,
-        "slaves": [{
-            "twcid": "032E", "protocol": 2, "max_amps": 32.0, "actual_amps": 15.5,
-            "offered_amps": 16, "reported_limit_amps": 16.0, "state": 1, "idle": False,
-            "seconds_since_heard": 0.4, "kwh": 1234, "volts": [231, 229, 230],
-            "config_errors": [],
-        }],
-        "bus": {"other_master": None, "id_clashes": 0},
-        "link": {"up": True},
-    }
+    """A getStatusJson reply with one EU unit charging, rendered by the real code: the
+    snapshot (TWCManager.ipc.status) of a real daemon, built but not started, so this
+    stand-in has every figure the daemon has and no other (tests/test_fake_peer.py)."""
+    from TWCManager.config import load_config
+    from TWCManager.core import policy
+    from TWCManager.daemon import Daemon
+    from TWCManager.ipc.status import snapshot
+    from TWCManager.twc.slave import SlaveTWC
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(None, {
+            "twc.serial_port": str(Path(tmp) / "ttyNone"),
+            "settings.file": str(Path(tmp) / "settings.txt"),
+            "twc.wiring_max_amps_all_twcs": 32, "twc.wiring_max_amps_per_twc": 32,
+            "twc.min_amps_per_twc": 6})
+        daemon = Daemon(cfg, with_ipc=False)
+    unit = SlaveTWC(twcid=0x032E, sign=1, protocol=2, rated_amps=32.0, registered_at=0.0)
+    unit.update_from_heartbeat(1, 16.0, 15.5, now=100.0)
+    unit.record_offer(16, now=100.0)
+    unit.kwh, unit.volts = 1234, (231, 229, 230)
+    daemon.master.slaves.append(unit)
+    daemon.site.pool = policy.PoolDecision(16.0, policy.GREEN, "surplus 3450 W")
+    daemon.link.up = True
+    snap = snapshot(daemon.home, daemon.context(now=100.4))
+    return json.loads(json.dumps(snap))   # what crosses the queue
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from TWCManager import messages
-from TWCManager.master import Master
-from TWCManager.messages import MasterHeartbeat
-from TWCManager.protocol import FrameDecoder
+from TWCManager.twc import messages
+from TWCManager.twc.master import Master
+from TWCManager.twc.messages import MasterHeartbeat
+from TWCManager.twc.protocol import FrameDecoder
 
 from .fakes import FakeClock
 
@@ -23,6 +23,7 @@ class Harness:
     wire: list = field(default_factory=list)   # (time, "M"/"S", Message, raw frame)
     _decoder: FrameDecoder = field(default_factory=FrameDecoder)
     connected: bool = True
+    site: object = None          # the site core the master plans with (tests/fakes.make_home)
 
     def start(self) -> None:
         self.master.start(self.clock.mono)

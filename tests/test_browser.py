@@ -33,7 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from TWCManager.settings import Settings, save_settings
+from TWCManager.core.settings import Settings
+
+from TWCManager.settings_file import save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
 from .util import remove_queue_for, wait_until

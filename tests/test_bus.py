@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from TWCManager import bus
-from TWCManager.bus import SerialLink
+from TWCManager.twc import bus
+from TWCManager.twc.bus import SerialLink
 
 from .util import wait_until
 

@@ -39,7 +39,9 @@ def test_defaults():
             t.min_amps_per_twc) == ("/dev/ttyUSB0", 9600, 16, 16, 6)
     assert (t.master_id, t.master_sign, t.reopen_interval_s, t.slave_timeout_s) == (0x7777, 0x77, 3.0, 26.0)
     assert (g.command, g.interval_s, g.start_hour, g.end_hour, g.volts, g.phases, g.amps_offset,
-            g.stale_after_s) == ("solaredge -grid", 10, 6, 20, 230, 3, 0.0, 120)
+            g.stale_after_s, g.stream) == ("solaredge -grid", 2, 6, 20, 230, 3, 0.0, 120, True)
+    # The fail-safe must not trip between two readings, nor on one late answer.
+    assert g.stale_after_s >= 10 * g.interval_s
     assert g.watts_per_amp == 690
     assert cfg.ipc.path == "" and cfg.settings.file == ""
     assert (cfg.web.host, cfg.web.port) == ("0.0.0.0", 8080)
@@ -130,6 +132,8 @@ def test_none_override_means_not_given():
 def test_text_overrides_are_converted():
     cfg = load_config(None, {"web.port": "8081", "twc.master_id": "0x1234", "green.amps_offset": "-2.5"})
     assert (cfg.web.port, cfg.twc.master_id, cfg.green.amps_offset) == (8081, 0x1234, -2.5)
+    assert load_config(None, {"green.stream": "false"}).green.stream is False
+    assert load_config(None, {"green.stream": False}).green.stream is False
 
 
 def test_bad_overrides_are_refused():
@@ -172,6 +176,8 @@ def test_unreadable_file(tmp_path):
     ("[green]\nvolts = false\n", "green.volts = False: expected a number, got a boolean"),
     ('[green]\nvolts = "230"\n', "green.volts = '230': expected a number, got a string"),
     ("[green]\nvolts = nan\n", "green.volts = nan: expected a finite number"),
+    ("[green]\nstream = 1\n", "green.stream = 1: expected true or false, got an integer"),
+    ('[green]\nstream = "yes"\n', "green.stream = 'yes': expected true or false, got a string"),
     ("[log]\nlevel = [1]\n", "log.level = [1]: expected a string, got an array"),
     ("twc = 5\n", "twc must be a table ([twc]), got an integer"),
 ])
@@ -230,7 +236,8 @@ def test_all_errors_are_listed_at_once(tmp_path):
     ("[green]\nphases = 0\n", "green.phases = 0: expected 1 or 3"),
     ("[green]\nphases = 2\n", "green.phases = 2: expected 1 or 3"),
     ("[green]\ninterval_s = 0\n", "green.interval_s = 0.0: expected a positive number of seconds"),
-    ("[green]\nstale_after_s = 5\n", "green.stale_after_s (5.0 s) is shorter than green.interval_s (10.0 s)"),
+    ("[green]\ninterval_s = 10\nstale_after_s = 5\n",
+     "green.stale_after_s (5.0 s) is shorter than green.interval_s (10.0 s)"),
     ("[green]\ncommand = '  '\n", "green.command is empty"),
     ("[green]\nstop_delay_s = -1\n", "green.stop_delay_s = -1.0: expected 0 or more"),
     ("[green]\nride_through_wh = -5\n", "green.ride_through_wh = -5.0: expected 0 or more"),

@@ -6,10 +6,10 @@ import io
 import logging
 from datetime import datetime
 
-from TWCManager import consolelog
+from TWCManager.twc import consolelog
 from TWCManager.logsetup import ConsoleFormatter, setup_logging
-from TWCManager.messages import KwhReport, SlaveLinkready
-from TWCManager.settings import Settings
+from TWCManager.twc.messages import KwhReport, SlaveLinkready
+from TWCManager.core.settings import Settings
 
 from .test_master import harness, unit
 

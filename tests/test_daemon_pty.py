@@ -8,11 +8,12 @@ import threading
 import time
 
 
-from TWCManager import policy
+from TWCManager.core import policy
 from TWCManager.config import load_config
 from TWCManager.daemon import Daemon
-from TWCManager.messages import MasterHeartbeat, MasterLinkready1, MasterLinkready2
-from TWCManager.settings import Settings, load_settings, save_settings
+from TWCManager.twc.messages import MasterHeartbeat, MasterLinkready1, MasterLinkready2
+from TWCManager.core.settings import Settings
+from TWCManager.settings_file import load_settings, save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
 from .util import free_ipc_dir, remove_queue_for, wait_until
@@ -55,12 +56,12 @@ class Rig:
         """Wait until the first unit's offer is past the (shortened) lowering hold, so a
         new, lower value is not held back."""
         return wait_until(lambda: self.daemon.query(
-            lambda m, now: now - m.slaves[0].offer_changed_at > self.holds.lowering_s + 0.5),
+            lambda home, now: now - home.master.slaves[0].offer_changed_at > self.holds.lowering_s + 0.5),
             timeout_s)
 
     def slaves(self):
-        return self.daemon.query(lambda master, now: [(s.twcid, s.offered_amps, s.state)
-                                                      for s in master.slaves])
+        return self.daemon.query(lambda home, now: [(s.twcid, s.offered_amps, s.state)
+                                                    for s in home.master.slaves])
 
 
 def charging_unit(twcid=0x032E, protocol=2, max_amps=32.0, mode="charging"):
@@ -98,7 +99,7 @@ def test_adapter_vanishes_and_comes_back(tmp_path):
         status = rig.daemon.link_status()
         assert status["down_since"] is not None and status["error"]
         # the loop keeps running while the link is down: it still answers queries
-        assert rig.daemon.query(lambda master, now: master.pool.amps) == 16
+        assert rig.daemon.query(lambda home, now: home.site.pool.amps) == 16
         time.sleep(0.6)  # stay away long enough for at least one failed reopen
         rig.bus.reopen_line()
         assert wait_until(lambda: rig.daemon.link.up, timeout_s=5)
@@ -115,7 +116,7 @@ def test_serial_garbage_is_counted_and_the_loop_goes_on(tmp_path):
         os.write(rig.bus.pty.master_fd, noise)
         before = unit.heartbeats_received
         assert wait_until(lambda: unit.heartbeats_received >= before + 3, timeout_s=10)
-        stats = rig.daemon.query(lambda master, now: master.decoder.stats)
+        stats = rig.daemon.query(lambda home, now: home.master.decoder.stats)
         assert stats.garbage_bytes + stats.dropped_bytes > 500
         assert rig.slaves()[0][0] == 0x032E
 
@@ -126,9 +127,9 @@ def test_settings_change_reaches_the_next_heartbeat(tmp_path):
         assert wait_until(lambda: unit.limit_amps == 16, timeout_s=20)
         assert rig.offer_settled()
 
-        def lower(master, now):
-            master.settings.non_scheduled_amps = 10
-            master.settings_changed(now)
+        def lower(home, now):
+            home.settings.non_scheduled_amps = 10
+            home.master.settings_changed(now)
 
         before = len(unit.commands)
         rig.daemon.call(lower)
@@ -142,7 +143,7 @@ def test_charge_now_expiry_is_saved_with_no_slave(tmp_path):
     with Rig(tmp_path, [], settings=settings) as rig:
         assert wait_until(lambda: load_settings(rig.settings_file)[0].charge_now_amps == 0,
                           timeout_s=6)
-        assert rig.daemon.query(lambda master, now: master.pool.source) == policy.NON_SCHEDULED
+        assert rig.daemon.query(lambda home, now: home.site.pool.source) == policy.NON_SCHEDULED
 
 
 def test_loop_sleeps_on_io(tmp_path):

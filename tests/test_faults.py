@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from TWCManager.ipc_client import IpcClient, IpcError
-from TWCManager.settings import Settings, load_settings, save_settings
+from TWCManager.core.settings import Settings
+from TWCManager.settings_file import load_settings, save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty
 
 from .util import free_ipc_dir, remove_queue_for, wait_until

@@ -1,34 +1,16 @@
-"""Green tracking: parsing the energy command, the hysteresis table on a fake clock
-(evcc's TestPVHysteresis style), the fail-safe, and the command runner."""
+"""Green tracking: the hysteresis table on a fake clock (evcc's TestPVHysteresis style), the
+fail-safe, and the service that pairs readings with the car's draw (the meter command itself:
+tests/test_energy_command.py)."""
 from __future__ import annotations
-
-import sys
 
 import pytest
 
-from TWCManager.green import (FAILING, OK, STALE, CommandSource, GreenParams, GreenService,
-                              GreenTracker, Reading, parse_output)
-
-from .util import wait_until
+from TWCManager.core import green
+from TWCManager.core.green import GreenParams, GreenService, GreenTracker
+from TWCManager.core.interfaces import MeterReading as Reading
+from TWCManager.core.interfaces import SiteReadings
 
 WPA = 690.0  # 230 V × 3 phases
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("1234\n", (1234.0, None, None)),
-    ("-800", (-800.0, None, None)),
-    ('{"grid_w": 1500, "solar_w": 4000, "house_w": 2500}', (1500.0, 4000.0, 2500.0)),
-    ('{"grid_w": -20.5}', (-20.5, None, None)),
-])
-def test_parse_output(text, expected):
-    assert parse_output(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "Inverter unreachable", "12.5.3", '{"solar_w": 1}',
-                                  '{"grid_w": true}', "{broken"])
-def test_parse_output_refuses(text):
-    with pytest.raises(ValueError):
-        parse_output(text)
 
 
 def reading(grid_w, at):
@@ -150,126 +132,84 @@ def test_measured_volts_and_offset():
     assert tracker.update(1, reading(6900, 1), 0, 6, None).amps == pytest.approx(8.5)
 
 
+def meter(reading):
+    return SiteReadings(meter=reading)
+
+
 def test_service_status_and_history():
-    class Fixed:
-        def __init__(self):
-            self.value = Reading(2000, 7000, 5000, 0, 1_800_000_000)  # house incl. the car
-
-        def latest(self):
-            return self.value
-
-        def status(self, now):
-            return {"state": OK}
-
-    service = GreenService(Fixed(), GreenParams(start_delay_s=0))
-    service.decide(10, 1_800_000_010, 6.0, 6, WPA)
-    status = service.status(10)
+    value = meter(Reading(2000, 7000, 5000, 0, 1_800_000_000))  # house incl. the car
+    service = GreenService(GreenParams(start_delay_s=0))
+    service.decide(10, 1_800_000_010, value, 6.0, 6, WPA)
+    status = service.status()
     assert status["grid_w"] == 2000 and status["solar_w"] == 7000
     assert status["house_w"] == 5000 - round(6 * WPA)  # the rest of the house
-    assert status["car_w"] == round(6 * WPA) and status["state"] == OK
-    service.decide(70, 1_800_000_070, 6.0, 6, WPA)
+    assert status["car_w"] == round(6 * WPA)
+    service.decide(70, 1_800_000_070, value, 6.0, 6, WPA)
     assert [s["t"] for s in service.history.samples] == [1_800_000_000, 1_800_000_060]
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_command_source_reads_and_fails_and_goes_stale(tmp_path):
-    value = tmp_path / "watts"
-    value.write_text("1500")
-    clock = FakeClock()
-    script = f"{sys.executable} -c \"import sys; t=open('{value}').read(); print(t) if t != 'x' " \
-             f"else (print('Inverter unreachable'), sys.exit(255))\""
-    source = CommandSource(script, interval_s=30, stale_after_s=120, clock=clock)
-    assert source.read_once().grid_w == 1500
-    assert source.status(clock.now)["state"] == OK
-    value.write_text("x")
-    assert source.read_once() is None
-    status = source.status(clock.now)
-    assert status["state"] == FAILING and "Inverter unreachable" in status["last_error"]
-    clock.now += 121
-    assert source.status(clock.now)["state"] == STALE
-    value.write_text("-300")
-    assert source.read_once().grid_w == -300
-    assert source.status(clock.now)["state"] == OK
-
-
-def test_hung_command_is_cut_at_its_timeout():
-    source = CommandSource(f"{sys.executable} -c \"import time; time.sleep(30)\"",
-                           interval_s=30, stale_after_s=120, timeout_s=0.5)
-    assert source.read_once() is None
-    assert "no answer within 0.5 s" in source.status(0)["last_error"]
-
-
-def test_command_source_thread_runs_every_interval(tmp_path):
-    source = CommandSource(f"{sys.executable} -c \"print(42)\"", interval_s=0.2, stale_after_s=5)
-    source.start()
-    try:
-        assert wait_until(lambda: source.reads >= 3, timeout_s=10)
-    finally:
-        source.stop()
-    assert source.latest().grid_w == 42
-
-
-def test_solaredge_resolves_to_the_checkout_module_when_not_installed(monkeypatch):
-    from TWCManager import green
-
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    assert green.resolve_command(["solaredge", "-grid"]) == [
-        sys.executable, "-m", "TWCManager.solaredge", "-grid"]
 
 
 def test_reading_is_paired_with_the_car_draw_at_its_time():
     """A reading taken before the car started must not count the car's draw twice."""
-    class Source:
-        value = Reading(10 * WPA, None, None, 100.0, 1_800_000_100.0)
-
-        def latest(self):
-            return self.value
-
-        def status(self, now):
-            return {"state": OK}
-
-    service = GreenService(Source(), GreenParams(start_delay_s=0))
+    value = meter(Reading(10 * WPA, None, None, 100.0, 1_800_000_100.0))
+    service = GreenService(GreenParams(start_delay_s=0))
     for t in range(95, 110):  # the car starts drawing 8 A at t = 105
-        decision = service.decide(t, 1_800_000_000 + t, 8.0 if t >= 105 else 0.0, 6, WPA)
+        decision = service.decide(t, 1_800_000_000 + t, value, 8.0 if t >= 105 else 0.0, 6, WPA)
     # the export of 10 A was measured while the car drew nothing: 10 A, not 18 A
     assert decision.amps == pytest.approx(10.0)
-    Source.value = Reading(2 * WPA, None, None, 110.0, 1_800_000_110.0)
-    decision = service.decide(111, 1_800_000_111, 8.0, 6, WPA)
+    value = meter(Reading(2 * WPA, None, None, 110.0, 1_800_000_110.0))
+    decision = service.decide(111, 1_800_000_111, value, 8.0, 6, WPA)
     assert decision.amps == pytest.approx(10.0)  # 2 A export + 8 A drawn then
 
 
 def test_status_house_excludes_the_car():
-    class Source:
-        def latest(self):
-            return Reading(1000, 7000, 6000, 0.0, 1_800_000_000.0)  # house incl. car
-
-        def status(self, now):
-            return {"state": OK}
-
-    service = GreenService(Source(), GreenParams(start_delay_s=0))
-    service.decide(1, 1_800_000_001, 8.0, 6, 690.0)
-    assert service.status(1)["house_w"] == 6000 - 8 * 690
+    value = meter(Reading(1000, 7000, 6000, 0.0, 1_800_000_000.0))  # house incl. car
+    service = GreenService(GreenParams(start_delay_s=0))
+    service.decide(1, 1_800_000_001, value, 8.0, 6, 690.0)
+    assert service.status()["house_w"] == 6000 - 8 * 690
 
 
-def test_command_source_reads_less_often_when_green_is_not_in_use():
-    active = {"green": False}
-    source = CommandSource(f"{sys.executable} -c \"print(42)\"", interval_s=0.2,
-                           stale_after_s=5, active=lambda: active["green"], idle_interval_s=30)
-    source.start()
-    try:
-        assert wait_until(lambda: source.reads >= 1, timeout_s=10)
-        reads = source.reads
-        active["green"] = True  # green tracking selected: back to every interval_s
-        assert wait_until(lambda: source.reads >= reads + 3, timeout_s=10)
-        active["green"] = False
-        settled = source.reads + 1  # the read under way may still finish
-        assert not wait_until(lambda: source.reads > settled, timeout_s=1.5)
-    finally:
-        source.stop()
+
+
+def test_a_reading_taken_during_a_ramp_is_paired_with_the_draw_between_two_reports():
+    """A 2 s meter sees a car ramping up before its TWC reports it: the reading at t = 10.5
+    falls between a report of 6 A (t = 10) and one of 12 A (t = 11): 9 A then, not 6 A."""
+    service = GreenService(GreenParams(start_delay_s=0))
+    # 13 A of sun; at t = 10.5 the car drew 9 A, so the meter saw 4 A of export.
+    service.decide(10.0, 1_800_000_010, meter(None), 6.0, 6, WPA, car_reported_at=10.0)
+    reading = meter(Reading(4 * WPA, None, None, 10.5, 1_800_000_010.5))
+    waiting = service.decide(10.6, 1_800_000_010.6, reading, 6.0, 6, WPA, car_reported_at=10.0)
+    # No report since the reading: it waits (no earlier paired reading: the last report used).
+    assert waiting.amps == pytest.approx(10.0)
+    decision = service.decide(11.1, 1_800_000_011.1, reading, 12.0, 6, WPA, car_reported_at=11.0)
+    assert decision.amps == pytest.approx(13.0)   # 4 A export + 9 A drawn then
+
+
+def test_a_reading_newer_than_the_last_report_waits_for_the_next_one():
+    service = GreenService(GreenParams(start_delay_s=0))
+    first = meter(Reading(4 * WPA, None, None, 9.0, 1_800_000_009.0))
+    assert service.decide(9.5, 0, first, 6.0, 6, WPA, car_reported_at=9.5).amps == 10.0
+    # The car ramps; the meter sees it first (export 1 A while the report still says 6 A).
+    fresh = meter(Reading(1 * WPA, None, None, 11.0, 1_800_000_011.0))
+    held = service.decide(11.2, 0, fresh, 6.0, 6, WPA, car_reported_at=10.5)
+    assert held.amps == pytest.approx(10.0)       # the paired reading of t = 9 still stands
+    assert service.decide(11.6, 0, fresh, 9.0, 6, WPA, car_reported_at=11.5).amps == \
+        pytest.approx(1 + 6 + (9 - 6) * (11.0 - 10.5) / (11.5 - 10.5))
+    # A report never comes (the unit went silent): after PAIR_WAIT_S the last one is used.
+    silent = meter(Reading(2 * WPA, None, None, 12.0, 1_800_000_012.0))
+    assert service.decide(12.5, 0, silent, 9.0, 6, WPA, car_reported_at=11.5).amps == \
+        pytest.approx(1 + 7.5)                    # still the reading of t = 11
+    late = service.decide(12.0 + green.PAIR_WAIT_S, 0, silent, 9.0, 6, WPA,
+                          car_reported_at=11.5)
+    assert late.amps == pytest.approx(2 + 9)
+
+
+def test_car_draw_log_interpolates_and_keeps_one_entry_per_report():
+    log = green.CarDrawLog()
+    assert log.around(5.0) is None
+    log.add(10.0, 6.0)
+    log.add(10.0, 6.5)      # the same report seen again by a later step
+    log.add(9.0, 99.0)      # older than the last: ignored
+    log.add(12.0, 10.5)
+    assert log.around(9.0) == 6.5 and log.around(10.0) == 6.5
+    assert log.around(11.0) == pytest.approx(8.5) and log.around(12.0) == 10.5
+    assert log.around(12.1) is None

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from TWCManager.settings import Settings
+from TWCManager.core.settings import Settings
 from TWCManager.sim.inverter import InverterSimulator
 
 from .test_daemon_pty import Rig, charging_unit
@@ -37,7 +37,7 @@ def solaredge(port: int) -> str:
 
 
 def green_status(rig) -> dict:
-    return rig.daemon.query(lambda master, now: rig.daemon.green.status(now))
+    return rig.daemon.query(lambda home, now: rig.daemon.green_status(now))
 
 
 class CarOnMeter:
@@ -72,7 +72,7 @@ def test_export_starts_import_stops_and_a_dead_inverter_means_0_a(tmp_path, inve
         meter.surplus_w = 5 * WPA
         assert wait_until(lambda: meter() and unit.limit_amps == 6, timeout_s=20)
         assert wait_until(lambda: meter() and unit.limit_amps == 0, timeout_s=30)
-        assert wait_until(lambda: "below" in rig.daemon.query(lambda m, now: m.pool.reason),
+        assert wait_until(lambda: "below" in rig.daemon.query(lambda home, now: home.site.pool.reason),
                           timeout_s=5)
         # sun again, then the inverter dies: 0 A once the reading is stale
         meter.surplus_w = 12 * WPA
@@ -80,7 +80,7 @@ def test_export_starts_import_stops_and_a_dead_inverter_means_0_a(tmp_path, inve
         inverter.stop()
         assert wait_until(lambda: green_status(rig)["state"] == "stale", timeout_s=15)
         assert wait_until(lambda: "no valid energy reading" in rig.daemon.query(
-            lambda m, now: m.pool.reason), timeout_s=5)
+            lambda home, now: home.site.pool.reason), timeout_s=5)
         assert wait_until(lambda: unit.limit_amps == 0, timeout_s=10)
         assert green_status(rig)["last_error"]
 
@@ -95,20 +95,20 @@ def test_readings_return_and_tracking_resumes(tmp_path):
         assert wait_until(lambda: green_status(rig)["state"] == "ok", timeout_s=10)
         value.write_text("garbage")
         assert wait_until(lambda: green_status(rig)["state"] == "stale", timeout_s=10)
-        assert rig.daemon.query(lambda m, now: m.pool.amps) == 0
+        assert rig.daemon.query(lambda home, now: home.site.pool.amps) == 0
         value.write_text(str(8 * WPA))
         assert wait_until(lambda: green_status(rig)["state"] == "ok", timeout_s=10)
-        assert wait_until(lambda: rig.daemon.query(lambda m, now: m.pool.amps) > 6, timeout_s=10)
+        assert wait_until(lambda: rig.daemon.query(lambda home, now: home.site.pool.amps) > 6, timeout_s=10)
 
 
 def test_charge_now_ignores_a_dead_energy_source(tmp_path):
     unit = charging_unit()
     with Rig(tmp_path, [unit], settings=Settings(non_scheduled_amps=-1),
              **green_overrides("false")) as rig:
-        def charge_now(master, now):
-            master.settings.charge_now_amps = 32.0
-            master.settings.charge_now_until_at_wall = 4e9
-            master.settings_changed(now)
+        def charge_now(home, now):
+            home.settings.charge_now_amps = 32.0
+            home.settings.charge_now_until_at_wall = 4e9
+            home.master.settings_changed(now)
 
         rig.daemon.call(charge_now)
         assert wait_until(lambda: unit.limit_amps == 32, timeout_s=20)
@@ -126,7 +126,7 @@ def test_a_hung_command_never_delays_heartbeats(tmp_path):
         beats = [t for t, _ in unit.commands[start:]]
         gaps = [b - a for a, b in zip(beats, beats[1:])]
         assert all(0.9 <= gap <= 1.1 for gap in gaps), gaps
-        assert rig.daemon.green.source.last_attempt_at is not None
+        assert rig.daemon.meter.last_attempt_at is not None
 
 
 def test_green_status_over_ipc(tmp_path, inverter):

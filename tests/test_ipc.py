@@ -10,25 +10,26 @@ import time
 import pytest
 import sysv_ipc
 
-from TWCManager import ipc, messages, policy
-from TWCManager.ipc import BadRequest, Context, handle_request, reply_bodies
-from TWCManager.master import Master
-from TWCManager.messages import DebugReply, SlaveLinkready
-from TWCManager.protocol import FrameDecoder, checksum
-from TWCManager.settings import Settings
-from TWCManager.slave import SlaveTWC
+from TWCManager.ipc import wire as ipc
+from TWCManager.twc import messages
+from TWCManager.core import policy
+from TWCManager.ipc.commands import handle_request
+from TWCManager.ipc.status import Context
+from TWCManager.ipc.wire import BadRequest, reply_bodies
+from TWCManager.twc.messages import DebugReply, SlaveLinkready
+from TWCManager.twc.protocol import FrameDecoder, checksum
+from TWCManager.core.settings import Settings
+from TWCManager.twc.slave import SlaveTWC
 
-from .fakes import FakeClock
+from . import fakes
 from .test_daemon_pty import Rig, charging_unit
 from .util import wait_until
 
 LIMITS = policy.Limits(40, 40, 12)
 
 
-def make_master(settings=None, limits=LIMITS, clock=None):
-    clock = clock or FakeClock()
-    return Master(limits=limits, settings=settings or Settings(non_scheduled_amps=20),
-                  green_amps=lambda *args: None, wall=clock.wall)
+def make_home(settings=None, limits=LIMITS, clock=None):
+    return fakes.make_home(clock, settings, limits)
 
 
 def add_slave(master, twcid, rated, actual, offered, state, protocol=1, changed=True):
@@ -49,19 +50,19 @@ class Recorder:
 # ------------------------------------------------------------------ getStatus
 
 def test_get_status_two_slaves_matches_the_original():
-    master = make_master()
-    master.pool = policy.PoolDecision(20.0, policy.NON_SCHEDULED, "")
-    add_slave(master, 0x032E, 80.0, 19.2, 20, 1)
-    add_slave(master, 0x0451, 80.0, 0.0, 12, 0)
-    reply = handle_request("getStatus", master, Recorder(master).ctx)
+    home = make_home()
+    home.site.pool = policy.PoolDecision(20.0, policy.NON_SCHEDULED, "")
+    add_slave(home.master, 0x032E, 80.0, 19.2, 20, 1)
+    add_slave(home.master, 0x0451, 80.0, 0.0, 12, 0)
+    reply = handle_request("getStatus", home, Recorder(home).ctx)
     assert reply.text == ("20.00`40.00`12.00`0.00`20`-1`-1:00`-1:00`127`-1:00`0`2"
                           "`032E~80.0~19.20~20~1`0451~80.0~0.00~12~0")
 
 
 def test_get_status_no_slaves():
-    master = make_master(Settings(non_scheduled_amps=8))
-    master.pool = policy.PoolDecision(8.0, policy.NON_SCHEDULED, "")
-    assert handle_request("getStatus", master, Recorder(master).ctx).text == (
+    home = make_home(Settings(non_scheduled_amps=8))
+    home.site.pool = policy.PoolDecision(8.0, policy.NON_SCHEDULED, "")
+    assert handle_request("getStatus", home, Recorder(home).ctx).text == (
         "8.00`40.00`12.00`0.00`8`-1`-1:00`-1:00`127`-1:00`0`0")
 
 
@@ -71,28 +72,28 @@ def test_get_status_charge_now_schedule_and_first_offer_as_float():
                         scheduled_end_min=7 * 60, scheduled_days_bitmap=127,
                         resume_green_min=6 * 60 + 30, charge_now_amps=40,
                         charge_now_until_at_wall=rec_wall + 3600)
-    master = make_master(settings)
-    master.pool = policy.PoolDecision(40.0, policy.CHARGE_NOW, "")
-    add_slave(master, 0x032E, 80.0, 0.0, 0, 3, changed=False)
-    assert handle_request("getStatus", master, Recorder(master, rec_wall).ctx).text == (
+    home = make_home(settings)
+    home.site.pool = policy.PoolDecision(40.0, policy.CHARGE_NOW, "")
+    add_slave(home.master, 0x032E, 80.0, 0.0, 0, 3, changed=False)
+    assert handle_request("getStatus", home, Recorder(home, rec_wall).ctx).text == (
         "40.00`40.00`12.00`40.00`8`16`21:00`07:00`127`06:30`0`1`032E~80.0~0.00~0.0~3")
 
 
 def test_hhmm_is_exact_for_every_minute_through_the_queue_text():
     # decisions §4.2: the original showed 06:20 as 06:19. Set through the command
     # text as the PHP page sends it, read back through getStatus.
-    master = make_master()
-    rec = Recorder(master)
+    home = make_home()
+    rec = Recorder(home)
     for minute in range(24 * 60):
         hhmm = f"{minute // 60:02d}:{minute % 60:02d}"
-        handle_request(f"setResumeTrackGreenEnergyTime={hhmm}", master, rec.ctx)
-        assert handle_request("getStatus", master, rec.ctx).text.split("`")[9] == hhmm
+        handle_request(f"setResumeTrackGreenEnergyTime={hhmm}", home, rec.ctx)
+        assert handle_request("getStatus", home, rec.ctx).text.split("`")[9] == hhmm
 
 
 def test_pool_never_negative_in_status():
-    master = make_master(Settings(non_scheduled_amps=-1))
-    master.pool = policy.PoolDecision(-2.79, policy.GREEN, "")
-    assert handle_request("getStatus", master, Recorder(master).ctx).text.startswith("0.00`")
+    home = make_home(Settings(non_scheduled_amps=-1))
+    home.site.pool = policy.PoolDecision(-2.79, policy.GREEN, "")
+    assert handle_request("getStatus", home, Recorder(home).ctx).text.startswith("0.00`")
 
 
 # ------------------------------------------------------------------ commands
@@ -106,33 +107,33 @@ def test_pool_never_negative_in_status():
     ("setResumeTrackGreenEnergyTime=06:20", "resume_green_min", 380),
 ])
 def test_set_commands_change_and_save(text, field, value):
-    master = make_master(Settings(non_scheduled_amps=5, resume_green_min=100))
-    rec = Recorder(master)
-    assert handle_request(text, master, rec.ctx).text is None
-    assert getattr(master.settings, field) == value
+    home = make_home(Settings(non_scheduled_amps=5, resume_green_min=100))
+    rec = Recorder(home)
+    assert handle_request(text, home, rec.ctx).text is None
+    assert getattr(home.settings, field) == value
     assert rec.saved
 
 
 @pytest.mark.parametrize("separator", ["\n", " "])
 def test_set_scheduled_amps_with_newlines_or_spaces(separator):
     # decisions §4.12: LennyBo's Boost page sent spaces and was silently ignored.
-    master = make_master()
+    home = make_home()
     text = separator.join(["setScheduledAmps=16", "startTime=21:00", "endTime=07:00", "days=127"])
-    handle_request(text, master, Recorder(master).ctx)
-    s = master.settings
+    handle_request(text, home, Recorder(home).ctx)
+    s = home.settings
     assert (s.scheduled_amps, s.scheduled_start_min, s.scheduled_end_min,
             s.scheduled_days_bitmap) == (16, 1260, 420, 127)
 
 
 def test_charge_now_and_cancel():
-    master = make_master()
-    rec = Recorder(master)
-    handle_request("chargeNow", master, rec.ctx)
-    assert master.settings.charge_now_amps == 40
-    assert master.settings.charge_now_until_at_wall == rec.ctx.now_wall_s + 86400
-    assert master.pool.source == policy.CHARGE_NOW  # recomputed at once for the next heartbeat
-    handle_request("chargeNowCancel", master, rec.ctx)
-    assert (master.settings.charge_now_amps, master.settings.charge_now_until_at_wall) == (0, 0)
+    home = make_home()
+    rec = Recorder(home)
+    handle_request("chargeNow", home, rec.ctx)
+    assert home.settings.charge_now_amps == 40
+    assert home.settings.charge_now_until_at_wall == rec.ctx.now_wall_s + 86400
+    assert home.site.pool.source == policy.CHARGE_NOW  # recomputed at once for the next heartbeat
+    handle_request("chargeNowCancel", home, rec.ctx)
+    assert (home.settings.charge_now_amps, home.settings.charge_now_until_at_wall) == (0, 0)
     assert rec.saved == ["chargeNow", "chargeNowCancel"]
 
 
@@ -158,63 +159,63 @@ def test_charge_now_and_cancel():
     "",
 ])
 def test_bad_requests_have_no_effect(text):
-    master = make_master()
-    before = repr(master.settings), master.override_heartbeat_data
-    rec = Recorder(master)
+    home = make_home()
+    before = repr(home.settings), home.master.override_heartbeat_data
+    rec = Recorder(home)
     with pytest.raises(BadRequest):
-        handle_request(text, master, rec.ctx)
-    assert (repr(master.settings), master.override_heartbeat_data) == before
+        handle_request(text, home, rec.ctx)
+    assert (repr(home.settings), home.master.override_heartbeat_data) == before
     assert rec.saved == [] and rec.sent == []
 
 
 def test_send_twc_msg_pads_and_remembers_the_reply():
-    master = make_master()
-    rec = Recorder(master)
-    handle_request("sendTWCMsg=FB1B", master, rec.ctx)  # no slave: 15 bytes (§8.6)
+    home = make_home()
+    rec = Recorder(home)
+    handle_request("sendTWCMsg=FB1B", home, rec.ctx)  # no slave: 15 bytes (§8.6)
     assert rec.sent == [messages.to_wire(messages.parse_message(
         bytes.fromhex("FB1B") + bytes(13) + bytes([0x1B])))]
-    assert handle_request("getLastTWCMsgResponse", master, rec.ctx).text == "None"
+    assert handle_request("getLastTWCMsgResponse", home, rec.ctx).text == "None"
     # routine traffic does not count as the answer; the debug reply does
-    master.on_bytes(messages.to_wire(SlaveLinkready(0x0451, 1, 80.0, 1)), 1000.0)
+    home.master.on_bytes(messages.to_wire(SlaveLinkready(0x0451, 1, 80.0, 1)), 1000.0)
     reply = DebugReply(0xFD1B, bytes([4, 5, 3]) + bytes(10))
-    master.on_bytes(messages.to_wire(reply), 1000.1)
+    home.master.on_bytes(messages.to_wire(reply), 1000.1)
     body = reply.to_body()
     expected = (body + bytes([checksum(body)])).hex(" ").upper()  # checksum included
-    assert handle_request("getLastTWCMsgResponse", master, rec.ctx).text == expected
+    assert handle_request("getLastTWCMsgResponse", home, rec.ctx).text == expected
     assert expected.startswith("FD 1B 04 05 03") and len(expected.split(" ")) == 16
 
 
 def test_send_twc_msg_protocol_1_slave_gets_13_bytes():
-    master = make_master()
-    master.on_bytes(messages.to_wire(SlaveLinkready(0x0451, 1, 80.0, 1)), 1000.0)
-    rec = Recorder(master)
-    handle_request("sendTWCMsg=FB 1A", master, rec.ctx)
+    home = make_home()
+    home.master.on_bytes(messages.to_wire(SlaveLinkready(0x0451, 1, 80.0, 1)), 1000.0)
+    rec = Recorder(home)
+    handle_request("sendTWCMsg=FB 1A", home, rec.ctx)
     (message,) = FrameDecoder().feed(rec.sent[0])
     assert message == bytes.fromhex("FB1A") + bytes(11) + bytes([0x1A])  # 13 bytes + checksum
 
 
 def test_set_master_heartbeat_data_and_clear():
-    master = make_master()
-    rec = Recorder(master)
-    handle_request("setMasterHeartbeatData=050258", master, rec.ctx)
-    assert master.override_heartbeat_data == bytes.fromhex("050258")
-    handle_request("setMasterHeartbeatData=", master, rec.ctx)
-    assert master.override_heartbeat_data is None
+    home = make_home()
+    rec = Recorder(home)
+    handle_request("setMasterHeartbeatData=050258", home, rec.ctx)
+    assert home.master.override_heartbeat_data == bytes.fromhex("050258")
+    handle_request("setMasterHeartbeatData=", home, rec.ctx)
+    assert home.master.override_heartbeat_data is None
 
 
 def test_ping():
-    master = make_master()
-    assert handle_request("ping=abc-1", master, Recorder(master).ctx).text == "pong=abc-1"
+    home = make_home()
+    assert handle_request("ping=abc-1", home, Recorder(home).ctx).text == "pong=abc-1"
 
 
 # ------------------------------------------------------------------ packets
 
 def test_dump_state_packets_and_290_cut():
-    master = make_master()
+    home = make_home()
     for i in range(3):
-        add_slave(master, 0x0100 + i, 80.0, 10.0, 12, 1)
-    rec = Recorder(master)
-    reply = handle_request("dumpState", master, rec.ctx)
+        add_slave(home.master, 0x0100 + i, 80.0, 10.0, 12, 1)
+    rec = Recorder(home)
+    reply = handle_request("dumpState", home, rec.ctx)
     assert reply.packets and "slave 0102" in reply.text
     request = ipc.Request(1234, 42, "dumpState")
     bodies = reply_bodies(request, reply)
@@ -335,25 +336,25 @@ def test_flooded_queue_never_delays_heartbeats(tmp_path, caplog):
 
 
 def test_charge_now_with_rate_and_duration_is_capped_by_the_wiring():
-    master = make_master()
-    rec = Recorder(master)
-    handle_request("chargeNow=24,3600", master, rec.ctx)
-    assert master.settings.charge_now_amps == 24
-    assert master.settings.charge_now_until_at_wall == rec.ctx.now_wall_s + 3600
-    handle_request("chargeNow=80,60", master, rec.ctx)
-    assert master.settings.charge_now_amps == 40
+    home = make_home()
+    rec = Recorder(home)
+    handle_request("chargeNow=24,3600", home, rec.ctx)
+    assert home.settings.charge_now_amps == 24
+    assert home.settings.charge_now_until_at_wall == rec.ctx.now_wall_s + 3600
+    handle_request("chargeNow=80,60", home, rec.ctx)
+    assert home.settings.charge_now_amps == 40
     for bad in ("chargeNow=0,60", "chargeNow=10", "chargeNow=10,-5", "chargeNow=a,b"):
         with pytest.raises(BadRequest):
-            handle_request(bad, master, rec.ctx)
+            handle_request(bad, home, rec.ctx)
 
 
 def test_status_json_has_numbers():
     import json
 
-    master = make_master()
-    master.pool = policy.PoolDecision(20.0, policy.NON_SCHEDULED, "non-scheduled amps")
-    add_slave(master, 0x032E, 32.0, 15.5, 16, 1, protocol=2)
-    reply = handle_request("getStatusJson", master, Recorder(master).ctx)
+    home = make_home()
+    home.site.pool = policy.PoolDecision(20.0, policy.NON_SCHEDULED, "non-scheduled amps")
+    add_slave(home.master, 0x032E, 32.0, 15.5, 16, 1, protocol=2)
+    reply = handle_request("getStatusJson", home, Recorder(home).ctx)
     assert reply.packets
     data = json.loads(reply.text)
     assert data["pool_amps"] == 20.0 and data["non_scheduled_amps"] == 20
@@ -370,7 +371,7 @@ def test_long_packet_reply_passes_a_full_kernel_queue(tmp_path):
     with Rig(tmp_path, [charging_unit()]) as rig:
         samples = [{"t": 1_800_000_000 + 60 * i, "grid_w": -1234 + i, "solar_w": 5678,
                     "house_w": 2345, "car_w": 4321} for i in range(360)]
-        rig.daemon.green.history.samples.extend(samples)
+        rig.daemon.site.green_service.history.samples.extend(samples)
         text = IpcClient(path=str(rig.ipc_path)).query("getGreenHistory", timeout_s=5,
                                                        packets=True)
         assert len(text) > 16384

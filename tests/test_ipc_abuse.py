@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from TWCManager import ipc, ipc_server
+from TWCManager.ipc import wire as ipc
+from TWCManager.ipc import server as ipc_server
 from TWCManager.ipc_client import IpcClient, IpcError
-from TWCManager.settings import Settings, load_settings
+from TWCManager.core.settings import Settings
+from TWCManager.settings_file import load_settings
 
 from .test_daemon_pty import Rig, charging_unit
 from .test_ipc import raw_query

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from TWCManager import ipc
+from TWCManager.ipc import wire as ipc
 from TWCManager.ipc_client import MAX_TEXT_BYTES, IpcClient, IpcError, IpcTimeout
 
 from .test_daemon_pty import Rig, charging_unit
@@ -25,13 +25,6 @@ from .util import free_ipc_dir, remove_queue_for, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLY_S = 5.0   # deadline for one reply from a live daemon (answers take milliseconds)
-
-
-@pytest.fixture
-def ipc_dir(tmp_path):
-    path = free_ipc_dir(tmp_path)
-    yield path
-    remove_queue_for(path)
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from TWCManager import messages
-from TWCManager.messages import SlaveLinkready
-from TWCManager.protocol import encode_frame
+from TWCManager.twc import messages
+from TWCManager.twc.messages import SlaveLinkready
+from TWCManager.twc.protocol import encode_frame
 
 from .test_master import harness, unit
 

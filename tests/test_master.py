@@ -2,27 +2,25 @@
 (twc-protocol.md §4, §11.1, §11.3; decisions.md §3–§4)."""
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
-from TWCManager import messages, policy
-from TWCManager.master import Master
-from TWCManager.messages import (MasterHeartbeat, MasterLinkready1, MasterLinkready2,
+from TWCManager.twc import messages
+from TWCManager.core import policy
+from TWCManager.core.site import watts_per_amp
+from TWCManager.twc.messages import (MasterHeartbeat, MasterLinkready1, MasterLinkready2,
                                  SlaveLinkready)
-from TWCManager.settings import Settings
+from TWCManager.core.settings import Settings
 from TWCManager.sim.twc import Car, SimulatedTWC
 
+from . import fakes
 from .fakes import FakeClock
 from .harness import Harness
 
 LIMITS = policy.Limits(40, 40, 12)
 
 
-def make_master(clock, settings=None, limits=LIMITS, saved=None, **kw) -> Master:
-    return Master(limits=limits, settings=settings or Settings(non_scheduled_amps=20),
-                  green_amps=lambda *args: None, wall=clock.wall,
-                  on_settings_changed=(saved.append if saved is not None else lambda r: None),
-                  rng=random.Random(7), **kw)
+def make_home(clock, settings=None, limits=LIMITS, saved=None, **kw):
+    return fakes.make_home(clock, settings, limits, saved=saved, **kw)
 
 
 def unit(twcid=0x032E, protocol=1, max_amps=80.0, car="charging", **kw) -> SimulatedTWC:
@@ -32,7 +30,8 @@ def unit(twcid=0x032E, protocol=1, max_amps=80.0, car="charging", **kw) -> Simul
 
 def harness(sims, clock=None, **kw) -> Harness:
     clock = clock or FakeClock()
-    h = Harness(make_master(clock, **kw), sims, clock)
+    home = make_home(clock, **kw)
+    h = Harness(home.master, sims, clock, site=home.site)
     h.start()
     return h
 
@@ -187,10 +186,10 @@ def test_policy_runs_with_no_slave_connected():
                         charge_now_until_at_wall=clock.wall().timestamp() + 5)
     h = harness([], clock=clock, settings=settings, saved=saved)
     h.run_for(3)
-    assert h.master.pool.source == policy.CHARGE_NOW
+    assert h.site.pool.source == policy.CHARGE_NOW
     h.run_for(5)
     assert settings.charge_now_amps == 0 and saved == ["charge now expired"]
-    assert h.master.pool.source == policy.NON_SCHEDULED
+    assert h.site.pool.source == policy.NON_SCHEDULED
 
 
 def test_wiring_above_rating_is_reported_and_unit_capped():
@@ -207,7 +206,7 @@ def test_settings_change_reaches_the_next_heartbeat():
     h = harness([sim])
     h.run_for(90)
     assert sim.limit_amps == 20.0
-    h.master.settings.non_scheduled_amps = 30
+    h.site.settings.non_scheduled_amps = 30
     h.master.settings_changed(h.clock.mono)
     before = h.clock.mono
     h.run_for(1.01)
@@ -253,9 +252,9 @@ def test_schedule_starts_with_no_slave_connected():
                         scheduled_days_bitmap=127)
     h = harness([], clock=clock, settings=settings)
     h.run_for(10)
-    assert h.master.pool.source == policy.NON_SCHEDULED
+    assert h.site.pool.source == policy.NON_SCHEDULED
     h.run_for(100)
-    assert (h.master.pool.source, h.master.pool.amps) == (policy.SCHEDULED, 16.0)
+    assert (h.site.pool.source, h.site.pool.amps) == (policy.SCHEDULED, 16.0)
 
 
 def test_kwh_and_volts_are_polled_between_heartbeats():
@@ -277,7 +276,7 @@ def test_kwh_and_volts_are_polled_between_heartbeats():
     assert max(gaps) < 1.01 and min(gaps) > 0.99
     slave = next(s for s in h.master.slaves if s.twcid == 0x0451)
     assert slave.volts == (231, 229, 230) and slave.kwh >= 119
-    assert h.master.watts_per_amp() == 690
+    assert watts_per_amp(h.master.slaves) == 690
 
 
 def test_green_tracking_stops_without_re_arming_the_hold_but_fixed_pools_keep_it():
@@ -288,17 +287,16 @@ def test_green_tracking_stops_without_re_arming_the_hold_but_fixed_pools_keep_it
         pool = {"amps": 20.0}
         settings = Settings(non_scheduled_amps=-1 if green_mode else 20)
         clock = FakeClock()
-        master = Master(limits=LIMITS, settings=settings,
-                        green_amps=lambda *args: pool["amps"], wall=clock.wall,
-                        rng=random.Random(7))
+        home = fakes.make_home(clock, settings, LIMITS, green=lambda *args: pool["amps"])
+        master = home.master
         sim = unit()
-        h = Harness(master, [sim], clock)
+        h = Harness(master, [sim], clock, site=home.site)
         h.start()
 
         def set_pool(amps: float) -> None:
             pool["amps"] = amps
             if not green_mode:
-                master.settings.non_scheduled_amps = int(amps)
+                home.settings.non_scheduled_amps = int(amps)
             master.settings_changed(clock.mono)
 
         h.run_for(150)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from TWCManager import messages as m
-from TWCManager.messages import (
+from TWCManager.twc import messages as m
+from TWCManager.twc.messages import (
     BLOCKED_TYPES,
     NO_CHANGE,
     DebugReply,
@@ -29,7 +29,7 @@ from TWCManager.messages import (
     parse_message,
     to_wire,
 )
-from TWCManager.protocol import VALID_LENGTHS, FrameDecoder
+from TWCManager.twc.protocol import VALID_LENGTHS, FrameDecoder
 
 
 def h(spec: str) -> bytes:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from TWCManager import ipc
-from TWCManager.messages import DebugRequest, Unknown
-from TWCManager.settings import load_settings
+from TWCManager.ipc import wire as ipc
+from TWCManager.ipc.status import get_status_text, snapshot
+from TWCManager.twc.messages import DebugRequest, Unknown
+from TWCManager.settings_file import load_settings
 
 from .test_daemon_pty import Rig, charging_unit
 from .util import wait_until
@@ -132,7 +133,8 @@ def test_get_status_from_php_has_the_original_format(rig):
     assert fields[1:4] == [f"{WIRING_MAX_AMPS:.2f}", "6.00", "0.00"]
     assert fields[4:11] == ["16", "-1", "-1:00", "-1:00", "127", "-1:00", "0"]
     # The same text the daemon formats itself (the fields that do not move with the car).
-    ours = rig.daemon.query(lambda master, now: ipc.format_status(master, time.time()))
+    ours = rig.daemon.query(lambda home, now: get_status_text(snapshot(home,
+                                                                         rig.daemon.context(now))))
     assert ours.split("`")[1:12] == fields[1:12]
 
 

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from TWCManager import policy
-from TWCManager.policy import Holds, Limits, choose_pool, offer_for
-from TWCManager.settings import Settings
-from TWCManager.slave import SlaveTWC
+from TWCManager.core import policy
+from TWCManager.core.policy import Holds, Limits, choose_pool, offer_for
+from TWCManager.core.settings import Settings
+from TWCManager.twc.slave import SlaveTWC
 
 from .fakes import FakeClock
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from TWCManager.protocol import (
+from TWCManager.twc.protocol import (
     MAX_CANDIDATE_BYTES,
     VALID_LENGTHS,
     FrameDecoder,

@@ -13,14 +13,14 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from TWCManager import policy
-from TWCManager.master import Master
-from TWCManager.messages import MasterHeartbeat, parse_message
-from TWCManager.protocol import FrameDecoder
-from TWCManager.settings import Settings
+from TWCManager.core import policy
+from TWCManager.twc.master import Master
+from TWCManager.twc.messages import MasterHeartbeat, parse_message
+from TWCManager.twc.protocol import FrameDecoder
+from TWCManager.core.settings import Settings
 from TWCManager.sim.twc import CAR_MODES, Car, SimulatedTWC
 
-from .fakes import FakeClock
+from .fakes import FakeClock, make_home
 from .harness import Harness
 
 FAST = policy.Holds(start_stop_s=6, lowering_s=1, spike_s=1, stuck_s=2, idle_give_up_s=9)
@@ -80,9 +80,10 @@ def test_offers_never_exceed_wiring(lims, unit_specs, event_list, seed):
         twcid = 0x0100 + i
         sims[twcid] = SimulatedTWC(twcid, i, protocol=protocol, max_amps=rating,
                                    car=Car(mode=mode, car_max_amps=rating))
-    master = Master(limits=lims, settings=settings, green_amps=lambda *args: green["amps"],
-                    wall=clock.wall, holds=FAST, rng=random.Random(seed))
-    h = Harness(master, list(sims.values()), clock)
+    home = make_home(clock, settings, lims, green=lambda *args: green["amps"], holds=FAST,
+                     rng=random.Random(seed))
+    master = home.master
+    h = Harness(master, list(sims.values()), clock, site=home.site)
     sent: dict[int, int] = {}
     stats = {"limits_seen": 0}
 

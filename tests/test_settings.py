@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from TWCManager import settings as sm
-from TWCManager.settings import (Settings, SettingsSaveError, format_settings, load_settings,
-                                 parse_settings, save_settings)
+from TWCManager import settings_file as sm
+from TWCManager.core import settings as domain
+from TWCManager.core.settings import Settings
+from TWCManager.settings_file import (SettingsSaveError, format_settings, load_settings,
+                                      parse_settings, save_settings)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,13 +176,13 @@ _passthrough = st.sampled_from(sorted(sm.PASSTHROUGH_DEFAULTS))
 
 valid_settings = st.builds(
     Settings,
-    non_scheduled_amps=st.integers(-1, sm.AMPS_MAX),
-    scheduled_amps=st.integers(-1, sm.AMPS_MAX),
+    non_scheduled_amps=st.integers(-1, domain.AMPS_MAX),
+    scheduled_amps=st.integers(-1, domain.AMPS_MAX),
     scheduled_start_min=_time, scheduled_end_min=_time,
     scheduled_days_bitmap=st.integers(0, 127),
     resume_green_min=_time,
     kwh_delivered=st.integers(0, 10**12),
-    charge_now_amps=st.floats(0, sm.AMPS_MAX, allow_nan=False),
+    charge_now_amps=st.floats(0, domain.AMPS_MAX, allow_nan=False),
     charge_now_until_at_wall=st.floats(0, 4e9, allow_nan=False),
     extra=st.dictionaries(st.one_of(_passthrough, _key), _value, max_size=6),
 )
@@ -352,14 +354,14 @@ def test_a_file_just_under_the_cap_is_read(tmp_path):
 
 
 def test_many_bad_lines_are_listed_up_to_ten_then_counted(tmp_path, caplog):
-    lines = [f"junk line {i}" for i in range(5000)]
+    lines = [f"junk line {i}" for i in range(3000)]
     path = write_bytes(tmp_path / "s.txt", ("nonScheduledAmpsMax=9\n" + "\n".join(lines)).encode())
     with caplog.at_level(logging.WARNING, logger="TWCManager.settings"):
         s, problems = load_settings(path)
     assert s.non_scheduled_amps == 9
     assert len(problems) == sm.MAX_PROBLEMS_LISTED + 1
     assert problems[0].startswith("line 2: not a key=value") and "junk line 0" in problems[0]
-    assert problems[-1] == "... and 4990 more problems in this file, not listed"
+    assert problems[-1] == "... and 2990 more problems in this file, not listed"
     assert len(caplog.records) == sm.MAX_PROBLEMS_LISTED + 1
 
 
@@ -371,7 +373,7 @@ def test_the_daemon_logs_each_settings_problem_once(tmp_path, caplog):
     cfg = load_config(None, {"settings.file": str(path), "twc.serial_port": str(tmp_path / "none")})
     with caplog.at_level(logging.WARNING):
         daemon = Daemon(cfg, with_ipc=False)
-    assert daemon.master.settings.non_scheduled_amps == 9
+    assert daemon.site.settings.non_scheduled_amps == 9
     assert len([r for r in caplog.records if "scheduledAmpsMax" in r.getMessage()]) == 1
 
 
@@ -383,12 +385,12 @@ SECRETS = {"carApiBearerToken": "eyJhbGciOiJTOKEN1", "carApiRefreshToken": "REFR
 
 @pytest.mark.parametrize("key", sorted(SECRETS))
 def test_private_keys_are_recognised(key):
-    assert sm.is_private_key(key)
+    assert domain.is_private_key(key)
 
 
 @pytest.mark.parametrize("key", ["nonScheduledAmpsMax", "kWhDelivered", "myOwnKey", "carColour"])
 def test_ordinary_keys_are_shown(key):
-    assert not sm.is_private_key(key)
+    assert not domain.is_private_key(key)
 
 
 def test_shown_settings_hide_secrets_and_the_file_keeps_them(tmp_path):
@@ -400,7 +402,7 @@ def test_shown_settings_hide_secrets_and_the_file_keeps_them(tmp_path):
     text += "\nmyApiPassword=" + SECRETS["myApiPassword"] + "\nmyOwnKey=visible"
     path = write_bytes(tmp_path / "s.txt", text.encode())
     s, _ = load_settings(path)
-    shown = sm.shown_settings(s)
+    shown = domain.shown_settings(s)
     for secret in SECRETS.values():
         assert secret not in shown
     assert "'carApiBearerToken': '[hidden]'" in shown and "'myOwnKey': 'visible'" in shown
@@ -589,16 +591,18 @@ def test_directory_fsync_failure_is_only_logged(tmp_path, monkeypatch, caplog):
 
 _SAVER = r"""
 import sys
-from TWCManager.settings import Settings, save_settings
+from TWCManager.core.settings import Settings
+from TWCManager.settings_file import save_settings
 path = sys.argv[1]
-# Large, distinct versions, so a kill often lands in the middle of writing one.
+# Large (near the 64 KiB a settings file may have), distinct versions, so a kill often lands in
+# the middle of writing one.
 a = Settings(non_scheduled_amps=8, scheduled_amps=16, scheduled_start_min=1260,
              scheduled_end_min=420, resume_green_min=390, kwh_delivered=1,
-             extra={"carApiBearerToken": "A" * 400000})
+             extra={"carApiBearerToken": "A" * 60000})
 b = Settings(non_scheduled_amps=0, scheduled_amps=32, scheduled_start_min=380,
              scheduled_end_min=1439, scheduled_days_bitmap=62, kwh_delivered=2,
              charge_now_amps=16.0, charge_now_until_at_wall=1700000000.5,
-             extra={"carApiRefreshToken": "B" * 300000, "homeLat": "52.5"})
+             extra={"carApiRefreshToken": "B" * 45000, "homeLat": "52.5"})
 n = 0
 while True:
     save_settings(path, a if n % 2 == 0 else b)
@@ -656,3 +660,12 @@ def test_killed_during_save_never_leaves_a_broken_file(tmp_path):
             if name != path.name:
                 assert name.startswith("." + path.name + ".") and name.endswith(".tmp"), name
     assert seen  # at least one version was read back (usually both)
+
+
+def test_a_file_that_would_not_load_back_is_not_written(tmp_path):
+    # Over the load cap it would be refused at the next start: every setting lost.
+    path = tmp_path / "s.txt"
+    save_settings(path, Settings(non_scheduled_amps=8))
+    with pytest.raises(SettingsSaveError, match="64 KiB"):
+        save_settings(path, Settings(extra={"myNote": "x" * sm.MAX_FILE_BYTES}))
+    assert load_settings(path)[0].non_scheduled_amps == 8

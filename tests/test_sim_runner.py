@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from TWCManager.messages import (
+from TWCManager.twc.messages import (
     KwhReport,
     KwhRequest,
     MasterHeartbeat,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from TWCManager.messages import (
+from TWCManager.twc.messages import (
     DEBUG_FIRMWARE_REQUEST,
     DEBUG_MODEL_REQUEST,
     DEBUG_SERIAL_REQUEST,
@@ -20,7 +20,7 @@ from TWCManager.messages import (
     heartbeat_command,
     parse_message,
 )
-from TWCManager.protocol import FrameDecoder, encode_frame
+from TWCManager.twc.protocol import FrameDecoder, encode_frame
 from TWCManager.sim.twc import Car, SimulatedTWC
 
 MASTER = 0x7777

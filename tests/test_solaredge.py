@@ -360,6 +360,167 @@ def test_decoding_helpers():
     assert not solaredge.is_export_import("Production") and not solaredge.is_export_import(False)
 
 
+# ---- --stream: one reading per request line, the inverter connected per request ----------
+
+
+class Stream:
+    """`solaredge --stream` as the daemon runs it: ask() writes a request line and reads the
+    answer line with a deadline."""
+
+    def __init__(self, config: Path, port: int, *extra: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "TWCMANAGER_CONFIG"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "TWCManager.solaredge", "--config", str(config),
+             "--host", "127.0.0.1", "--port", str(port), *extra, "--stream"],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, bufsize=0)
+
+    def ask(self, timeout_s: float = RUN_TIMEOUT_S) -> dict:
+        import select
+
+        self.proc.stdin.write(b"read\n")
+        line = b""
+        deadline = time.monotonic() + timeout_s
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no answer within {timeout_s} s: {line!r}"
+            if select.select([self.proc.stdout], [], [], left)[0]:
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                assert chunk, f"the stream ended: {line!r}, rc {self.proc.poll()}"
+                line += chunk
+        return json.loads(line)
+
+    def close(self) -> tuple[int, bytes, bytes]:
+        """End of input: the stream must exit by itself."""
+        out, err = self.proc.communicate(timeout=RUN_TIMEOUT_S)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=RUN_TIMEOUT_S)
+
+
+@pytest.fixture
+def stream_of(config):
+    made: list[Stream] = []
+
+    def make(port: int, *extra: str) -> Stream:
+        made.append(Stream(config, port, *extra))
+        return made[-1]
+
+    yield make
+    for st in made:
+        st.kill()
+
+
+def test_stream_answers_every_request_with_one_connection_each(sim, stream_of):
+    st = stream_of(sim.port)
+    before = sim.connections_accepted
+    for i, grid_w in enumerate((-1500, 800, 2500)):
+        sim.set_power(grid_w=grid_w)
+        answer = st.ask()
+        assert {k: answer[k] for k in ("grid_w", "solar_w", "house_w")} == {
+            "grid_w": round(grid_w), "solar_w": 2141, "house_w": round(2141.3 - grid_w)}
+        assert abs(answer["t"] - time.time()) < 30
+        # Disconnected after each request: the inverter is free for another client ...
+        assert wait_until(lambda: sim.active_clients == 0, 2.0)
+        assert sim.connections_accepted - before == i + 1
+        with connect(sim.port) as other:   # ... such as Home Assistant, between two readings
+            assert modbus(other, read_pdu(POWER_AC, 1))[:2] == b"\x03\x02"
+        before += 1
+    assert sim.connections_refused == 0
+    assert st.close() == (0, b"", b"")    # end of input: exit 0, nothing more said
+
+
+def test_stream_reports_a_dead_inverter_and_keeps_going(config, sim, stream_of):
+    st = stream_of(sim.port)
+    assert st.ask()["grid_w"] == -1500
+    sim.pause()                              # hung: the request times out inside the child
+    answer = st.ask()
+    assert answer["error"] == "Inverter unreachable"
+    assert f"127.0.0.1:{sim.port}" in answer["detail"] and "grid_w" not in answer
+    assert st.proc.poll() is None
+    sim.resume()
+    assert st.ask()["grid_w"] == -1500
+    closed = stream_of(free_closed_port())   # nothing listening
+    for _ in range(2):
+        assert closed.ask()["error"] == "Inverter unreachable"
+    assert closed.proc.poll() is None
+    rc, out, err = closed.close()
+    assert (rc, out) == (0, b"")
+    assert b"Traceback" not in err
+
+
+def test_stream_checks_the_whole_configuration_once_at_start(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[solaredge]\nhost = "127.0.0.1"\n[twc]\nbaud = "fast"\n')
+    p = subprocess.run([sys.executable, "-m", "TWCManager.solaredge", "--config", str(bad), "--stream"],
+                       cwd=ROOT, input="", capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert p.returncode == 2 and p.stdout == "" and "twc.baud" in p.stderr, p
+
+
+# ---- the single call reads [solaredge] without the config module -------------------------
+
+
+def test_the_quick_settings_reader_agrees_with_the_config_module(tmp_path, monkeypatch):
+    import dataclasses
+
+    from TWCManager import config as cm
+
+    assert solaredge._DEFAULTS == dataclasses.asdict(cm.SolarEdgeConfig())
+    assert solaredge._ENV_VAR == cm.ENV_VAR
+    assert solaredge._CONFIG_SEARCH == (str(cm.ETC_CONFIG_PATH), str(cm.CHECKOUT_CONFIG_PATH))
+    monkeypatch.delenv("TWCMANAGER_CONFIG", raising=False)
+    files = {"empty": "", "some": '[solaredge]\nhost = "10.1.2.3"\nport = 502\n',
+             "all": '[solaredge]\nhost = "h"\nport = 1\nunit = 247\ntimeout_s = 2\n[twc]\nbaud = 9600\n'}
+    for name, text in files.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        for host, port in ((None, None), ("127.0.0.2", 5020)):
+            quick = solaredge._quick_settings(str(path), host, port)
+            full = cm.find_and_load_config(path, {"solaredge.host": host, "solaredge.port": port}).solaredge
+            assert vars(quick) == dataclasses.asdict(full), (name, host, port)
+    shipped = solaredge._quick_settings(str(cm.CHECKOUT_CONFIG_PATH), None, None)
+    assert vars(shipped) == dataclasses.asdict(cm.load_config(cm.CHECKOUT_CONFIG_PATH).solaredge)
+    monkeypatch.setenv("TWCMANAGER_CONFIG", str(tmp_path / "some.toml"))
+    assert solaredge._quick_settings(None, None, None).host == "10.1.2.3"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[solaredge]\nport = "502"\n', "solaredge.port = '502': expected a whole number"),
+    ("[solaredge]\nunit = 0\n", "solaredge.unit = 0: expected a Modbus unit id 1..247"),
+    ("[solaredge]\nhots = 1\n", "solaredge.hots: unknown key"),
+    ("[solaredge]\ntimeout_s = -1\n", "solaredge.timeout_s = -1.0: expected a positive number"),
+    ("[solaredge\n", "TOML syntax error"),
+])
+def test_a_bad_solaredge_section_still_gets_the_full_message(tmp_path, text, fragment):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    run = run_command(bad, 1, "-grid")
+    assert run.rc == 2 and run.stdout == "" and fragment in run.stderr, run
+
+
+def test_a_single_call_reads_only_its_own_section(sim, tmp_path):
+    # A mistake elsewhere is the daemon's to report; the command still reads the inverter.
+    other = tmp_path / "other.toml"
+    other.write_text('[solaredge]\nhost = "127.0.0.1"\n[twc]\nbaud = "fast"\n[nosuch]\n')
+    assert run_command(other, sim.port, "-grid").stdout == "-1500\n"
+
+
+def test_a_single_call_does_not_import_the_config_module(config):
+    code = textwrap.dedent(f"""
+        import sys
+        import TWCManager.solaredge as se
+        se.read_inverter = lambda *a, **k: se.Reading(solar_w=1.0, grid_w=2.0, t=0.0)
+        rc = se.main(["--config", {str(config)!r}, "-grid"])
+        print(rc, sorted(m for m in sys.modules if m.startswith("TWCManager.")))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=RUN_TIMEOUT_S)
+    assert p.stdout.splitlines() == ["2", "0 ['TWCManager.solaredge']"], p
+
+
 # ---- the simulator -----------------------------------------------------------------------
 
 

@@ -18,19 +18,12 @@ from werkzeug.security import generate_password_hash
 
 from www import security
 
-from .fake_peer import FakeDaemon
 from .test_www import basic, make_app, sent
 
 # One pbkdf2 round set: fast tests where the hash's cost does not matter.
 CHEAP = "pbkdf2:sha256:1000"
 DEADLINE_S = 20.0
 GOOD_BODY = {"chargeNowRate": 16, "chargeNowDuration": 3600}
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    with FakeDaemon.in_tmp(tmp_path) as fake:
-        yield fake
 
 
 def auth_app(daemon, username="garage", password="s3cret", method=CHEAP, **overrides):

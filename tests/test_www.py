@@ -15,7 +15,7 @@ from TWCManager.config import load_config
 from TWCManager.ipc_client import IpcClient
 from www import create_app, pages
 
-from .fake_peer import STATUS_EU, STATUS_NO_TWC, STATUS_US, FakeDaemon
+from .fake_peer import STATUS_EU, STATUS_NO_TWC, STATUS_US
 
 IPC_TIMEOUT_S = 0.3
 BOOST_SETS = [
@@ -26,12 +26,6 @@ BOOST_SETS = [
 
 
 # ------------------------------------------------------------------ fixtures
-
-@pytest.fixture
-def daemon(tmp_path):
-    with FakeDaemon.in_tmp(tmp_path) as fake:
-        yield fake
-
 
 def make_app(daemon, **overrides):
     cfg = load_config(None, {"ipc.path": str(daemon.path), "web.ipc_timeout_s": IPC_TIMEOUT_S,
@@ -791,6 +785,8 @@ def test_api_get_status(client, daemon):
 
 
 def test_api_load_watts_follow_the_configured_phases(daemon):
+    # A unit that has not reported its phase volts: the configuration's volts x phases.
+    daemon.status_json = {**daemon.status_json, "watts_per_amp": None}
     app = make_app(daemon, **{"green.volts": 240.0, "green.phases": 1})
     assert app.test_client().get("/api/getStatus").get_json()["chargerLoadWatts"] == 15.5 * 240
 

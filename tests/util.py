@@ -5,8 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from TWCManager.messages import Message, parse_message
-from TWCManager.protocol import FrameDecoder
+from TWCManager.twc.messages import Message, parse_message
+from TWCManager.twc.protocol import FrameDecoder
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.01) -> bool:
@@ -48,7 +48,7 @@ def read_messages_until(
 def remove_queue_for(path) -> None:
     """Remove the SysV queue a daemon made for ipc.path `path` (the daemon never does,
     like the original, so tests clean up after themselves)."""
-    from TWCManager.ipc import ipc_key, remove_queue
+    from TWCManager.ipc.wire import ipc_key, remove_queue
 
     remove_queue(ipc_key(str(path)))
 
@@ -61,7 +61,7 @@ def free_ipc_dir(parent):
 
     import sysv_ipc
 
-    from TWCManager.ipc import ipc_key
+    from TWCManager.ipc.wire import ipc_key
 
     for n in range(100):
         path = Path(parent) / f"twcipc{n}"

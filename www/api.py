@@ -9,13 +9,13 @@ from typing import NoReturn
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from TWCManager.twc.messages import STATE_NAMES
+
 from . import security
 from .daemon_link import DaemonUnavailable, commands, get_status_json
 
 bp = Blueprint("api", __name__)
 
-STATE_NAMES = {0: "ready", 1: "charging", 2: "error", 3: "plugged, do not charge",
-               4: "plugged, ready", 5: "busy", 8: "starting", 10: "amp adjustment done"}
 
 
 @bp.errorhandler(DaemonUnavailable)
@@ -30,12 +30,13 @@ def get_status():
     charging = [s for s in slaves if s["actual_amps"] >= 1.0]
     load_amps = round(sum(s["actual_amps"] for s in slaves), 2)
     # Watts per amp = volts x phases (decisions §4.15); a bare 230 undercounts 3-phase by 3x.
-    volts = data.get("volts_per_amp") or current_app.extensions["twc"]["cfg"].green.watts_per_amp
+    watts_per_amp = (data.get("watts_per_amp")
+                     or current_app.extensions["twc"]["cfg"].green.watts_per_amp)
     green = data.get("green") or {}
     return jsonify(
         carsCharging=len(charging),
         chargerLoadAmps=load_amps,
-        chargerLoadWatts=round(load_amps * volts, 1),
+        chargerLoadWatts=round(load_amps * watts_per_amp, 1),
         maxAmpsToDivideAmongSlaves=data["pool_amps"],
         currentPolicy=data["pool_source"],
         policyReason=data["pool_reason"],
@@ -77,7 +78,7 @@ def _json_query(text: str):
     from .daemon_link import query
 
     try:
-        return json.loads(query(text, packets=True))
+        return json.loads(query(text))
     except ValueError as exc:
         raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
 

@@ -19,9 +19,12 @@ def _twc() -> dict:
     return current_app.extensions["twc"]
 
 
-def query(text: str, packets: bool = False) -> str:
+def query(text: str) -> str:
+    from TWCManager.ipc.commands import reply_mode
     from TWCManager.ipc_client import IpcError
 
+    # The daemon's command table says which queries answer in packets.
+    packets = bool(reply_mode(text))
     try:
         return _twc()["peer"].query(text, timeout_s=_twc()["timeout_s"], packets=packets)
     except IpcError as exc:
@@ -50,7 +53,7 @@ def get_status() -> Status:
 
 
 def get_status_json() -> dict:
-    text = query("getStatusJson", packets=True)
+    text = query("getStatusJson")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from flask import (Blueprint, current_app, flash, redirect, render_template, request,
                    url_for)
 
-from TWCManager import messages
+from TWCManager.twc import messages
 
 from . import security
 from .daemon_link import DaemonUnavailable, commands, get_status, query
@@ -34,11 +34,7 @@ NEVER = "-1:00"
 # sendTWCMsg: the daemon pads or cuts to 15 bytes (13 on protocol 1).
 MAX_TWC_MSG_BYTES = 15
 MAX_HEARTBEAT_BYTES = 9
-REFUSED_TWC_MSG_TYPES = {
-    **messages.BLOCKED_TYPES,
-    messages.MASTER_HEARTBEAT: "a master heartbeat could offer amps behind the policy's "
-                               "back; use Override master heartbeat data",
-}
+REFUSED_TWC_MSG_TYPES = messages.REFUSED_DEBUG_TYPES
 SEND_QUICK_LINKS = (("FB1B", "Get firmware version"), ("FB19", "Get (S)TSN (serial number)"),
                     ("FB1A", "Get model"), ("FCE1777766", "Master Linkready1"),
                     ("FBE2777766", "Master Linkready2"))
@@ -335,7 +331,7 @@ def index_php():
     if "setMasterHeartbeatData" in args:
         return _debug_page("heartbeat", hex_text=args.get("setMasterHeartbeatData", ""))
     if args.get("dumpState"):
-        return _debug_page("dump", dump=query("dumpState", packets=True))
+        return _debug_page("dump", dump=query("dumpState"))
     if args.get("debugTWC"):
         return _debug_page("menu", level=args.get("setDebugLevel", ""))
     return _control_page()
@@ -416,11 +412,6 @@ def _twc_response() -> dict:
     return {"text": text, "decoded": decode_twc_response(text)}
 
 
-def _ascii(data: bytes) -> str:
-    # The original kept bytes 1..0xFE; control bytes and 8-bit ones say nothing here.
-    return "".join(chr(b) for b in data if 0x20 <= b < 0x7F)
-
-
 def decode_twc_response(text: str) -> tuple[str, str] | None:
     """(what, value) for the debug replies the original decoded, else None. The reply
     is space-separated hex with the checksum as its last byte."""
@@ -431,13 +422,11 @@ def decode_twc_response(text: str) -> tuple[str, str] | None:
     if len(data) < 3:
         return None
     kind, payload = int.from_bytes(data[:2], "big"), data[2:-1]
-    if kind == messages.DEBUG_SERIAL_REPLY:
-        return "(S)TSN", _ascii(payload)
-    if kind == messages.DEBUG_MODEL_REPLY:
-        return "Model", _ascii(payload)
-    if kind == messages.DEBUG_FIRMWARE_REPLY and len(payload) >= 3:
-        return "Firmware version", f"{payload[0]}.{payload[1]}.{payload[2]}"
-    return None
+    if kind not in messages.DEBUG_REPLY_TYPES or (
+            kind == messages.DEBUG_FIRMWARE_REPLY and len(payload) < 3):
+        return None
+    reply = messages.DebugReply(kind, payload)
+    return reply.what, reply.value
 
 
 def _post_heartbeat(raw: str):

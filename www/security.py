@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 import socket
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, request, session
 from werkzeug.security import check_password_hash
 
-from TWCManager.config import WebConfig
+from TWCManager.config import WebConfig, is_ip_literal
 
 CSRF_FIELD = "csrf_token"
 AUTH_CACHE_TTL_S = 8 * 3600   # a working day; then the password is checked again
@@ -78,14 +77,6 @@ def host_name(host_header: str) -> str:
         host = host.partition(":")[0]
     # More than one colon and no brackets: an IPv6 literal without a port; keep it whole.
     return host.rstrip(".").lower()
-
-
-def is_ip_literal(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 class HostCheck:

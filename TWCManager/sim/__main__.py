@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Any
 
-from ..consolelog import describe
-from ..messages import Message
+from ..twc.consolelog import describe
+from ..twc.messages import Message
 from .runner import SimBus, Sniffer, open_pty
 from .twc import CAR_MODES, Car, SimulatedTWC
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..consolelog import describe, heartbeat_line
-from ..messages import MasterHeartbeat, Message, SlaveHeartbeat, parse_message
-from ..protocol import FrameDecoder, encode_frame
+from ..twc.consolelog import describe, heartbeat_line
+from ..twc.messages import MasterHeartbeat, Message, SlaveHeartbeat, parse_message
+from ..twc.protocol import FrameDecoder, encode_frame
 from .twc import SimulatedTWC
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..messages import (
+from ..twc.messages import (
     CMD_ACK_STOPPED,
     CMD_ERROR,
     CMD_LIMIT_P1,
@@ -22,6 +22,7 @@ from ..messages import (
     DEBUG_MODEL_REQUEST,
     DEBUG_SERIAL_REQUEST,
     DEBUG_SILENCE,
+    HEARTBEAT_DATA_LENGTH,
     STATE_CHARGING,
     STATE_DO_NOT_CHARGE,
     STATE_ERROR,
@@ -207,7 +208,7 @@ class SimulatedTWC:
 
     @property
     def data_len(self) -> int:
-        return 7 if self.protocol == 1 else 9
+        return HEARTBEAT_DATA_LENGTH[self.protocol]
 
     @property
     def message_len(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .settings import Settings
-from .slave import WAITING_STATES, SlaveTWC
+from ..twc.slave import WAITING_STATES, SlaveTWC
 
 # Pool sources, highest precedence first (decisions.md §3).
 CHARGE_NOW = "charge_now"
@@ -84,6 +84,11 @@ def charge_now_active(settings: Settings, now_wall_s: float) -> bool:
     return settings.charge_now_amps > 0 and settings.charge_now_until_at_wall > now_wall_s
 
 
+def in_green_hours(green_hours: tuple[int, int], when: datetime) -> bool:
+    start_hour, end_hour = green_hours
+    return start_hour <= when.hour < end_hour
+
+
 def choose_pool(settings: Settings, when: datetime, green_amps: float | None,
                 limits: Limits, green_hours: tuple[int, int] = (6, 20),
                 green_reason: str = "green energy") -> PoolDecision:
@@ -98,8 +103,8 @@ def choose_pool(settings: Settings, when: datetime, green_amps: float | None,
                   else "non-scheduled amps")
         decision = PoolDecision(float(settings.non_scheduled_amps), NON_SCHEDULED, reason)
     else:
-        start_hour, end_hour = green_hours
-        if not start_hour <= when.hour < end_hour:
+        if not in_green_hours(green_hours, when):
+            start_hour, end_hour = green_hours
             decision = PoolDecision(0.0, GREEN, f"outside green hours {start_hour}-{end_hour}")
         elif green_amps is None:
             decision = PoolDecision(0.0, GREEN, green_reason or "no valid energy reading")

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Slave heartbeat states (twc-protocol.md §3.2).
-STATE_READY = 0x00
-STATE_CHARGING = 0x01
-STATE_ERROR = 0x02
-STATE_PLUGGED_NO_CHARGE = 0x03
-STATE_PLUGGED_READY = 0x04
-STATE_STARTING = 0x08
+# Slave heartbeat states (twc-protocol.md §3.2), named once in messages.py.
+from .messages import STATE_CHARGING, STATE_READY, STATE_STARTING  # noqa: F401
+from .messages import STATE_DO_NOT_CHARGE as STATE_PLUGGED_NO_CHARGE
+from .messages import STATE_READY_TO_CHARGE as STATE_PLUGGED_READY
 
 # States in which a car is plugged in but draws nothing: it may want power (03 is
 # also what a unit shows after we told it 0 A, or with a full car; the idle rule

@@ -1,4 +1,5 @@
-"""The original TWCManager settings file (``TWCManagerSettings.txt``): tolerant load, atomic save.
+"""The settings stored in the original TWCManager settings file (``TWCManagerSettings.txt``):
+tolerant load, atomic save. The object itself is `core.settings.Settings`.
 
 Format (original-program.md §7): ``key=value`` lines joined by ``\\n``, no trailing newline, keys in
 a fixed order. An old file can be copied over unchanged, and a file we write can be read by the
@@ -18,16 +19,12 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from .core.settings import AMPS_MAX, DAYS_ALL, HIDDEN, MINUTES_PER_DAY, Settings, is_private_key
 
-# Sanity bounds for values read from the file. They only reject corruption; the policy still clamps
-# every offer to the configured wiring limits. 3 slaves x 80 A is the largest pool that can exist.
-AMPS_MAX = 240
-MINUTES_PER_DAY = 24 * 60
-DAYS_ALL = 0x7F
+log = logging.getLogger("TWCManager.settings")
+
 # A settings file is well under 1 kB: a file 64 times the largest one anybody writes is not a
 # settings file (a 10 MB file of junk lines once gave a million warnings and a 6 s start).
 MAX_FILE_BYTES = 64 << 10
@@ -48,47 +45,8 @@ PASSTHROUGH_DEFAULTS: dict[str, str] = {
 }
 
 
-# Keys whose values must never be shown or logged: the car API's tokens and the home's position
-# (an old file carries them). They stay in the file, untouched.
-_PRIVATE_KEY_RE = re.compile(
-    r"token|secret|passw|pwd|apikey|api_key|credential|cookie|auth|home|lat(itude)?$"
-    r"|lon(gitude)?$|location", re.IGNORECASE)
-HIDDEN = "[hidden]"
-
-
-def is_private_key(key: str) -> bool:
-    return bool(_PRIVATE_KEY_RE.search(key))
-
-
-def shown_extra(extra: dict[str, str]) -> dict[str, str]:
-    """The extra keys as they may be shown: private values replaced by [hidden]."""
-    return {key: HIDDEN if is_private_key(key) and value else value
-            for key, value in extra.items()}
-
-
-def shown_settings(settings: "Settings") -> str:
-    """repr() of the settings for status dumps and logs, with private values hidden."""
-    fields = {**vars(settings), "extra": shown_extra(settings.extra)}
-    return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
-
-
 class SettingsSaveError(Exception):
     """The settings could not be written; the previous file (if any) is unchanged."""
-
-
-@dataclass
-class Settings:
-    non_scheduled_amps: int = -1          # -1 = track green energy, 0 = do not charge
-    scheduled_amps: int = -1              # <= 0 = schedule disabled
-    scheduled_start_min: int = -1         # minutes since midnight, -1 = unset
-    scheduled_end_min: int = -1           # minutes since midnight, -1 = unset
-    scheduled_days_bitmap: int = DAYS_ALL  # bit 0 = Sunday ... bit 6 = Saturday
-    resume_green_min: int = -1            # minutes since midnight, -1 = never
-    kwh_delivered: int = 119
-    charge_now_amps: float = 0.0
-    charge_now_until_at_wall: float = 0.0  # unix seconds, 0 = no charge-now
-    # Every other key=value line (car API tokens, home position, unknown keys), in file order.
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # --- value codecs -----------------------------------------------------------------------------
@@ -326,7 +284,11 @@ def format_settings(settings: Settings) -> str:
             continue  # written above from the dataclass fields, which win
         _check_extra(key, text)
         lines.append(f"{key}={text}")
-    return "\n".join(lines)
+    content = "\n".join(lines)
+    if len(content.encode("utf-8")) > MAX_FILE_BYTES:
+        raise ValueError(f"the file would be over {MAX_FILE_BYTES // 1024} KiB, which the "
+                         "loader refuses")
+    return content
 
 
 def _check_extra(key: str, text: str) -> None:

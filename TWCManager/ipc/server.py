@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Callable
 
-from .ipc import (FUTURE_REQUEST_S, HEADER, REPLY_TYPE, REPLY_UNREAD_S, REQUEST_TYPE,
+from .wire import (FUTURE_REQUEST_S, HEADER, REPLY_TYPE, REPLY_UNREAD_S, REQUEST_TYPE,
                   request_age_s)
 
 log = logging.getLogger("TWCManager.ipc")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("TWCManager.protocol")
 
 FRAME_DELIMITER = 0xC0
 ESCAPE = 0xDB

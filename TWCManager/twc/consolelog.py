@@ -5,6 +5,8 @@ No timestamps here: the `HH:MM:SS: ` prefix comes from the logging set-up.
 from __future__ import annotations
 
 from .messages import (
+    DEBUG_FIRMWARE_REPLY,
+    DEBUG_SERIAL_REPLY,
     DebugReply,
     DebugRequest,
     KwhReport,
@@ -56,11 +58,6 @@ def _type_hex(type_code: int) -> str:
     return "%04X" % type_code
 
 
-def _ascii(payload: bytes) -> str:
-    text = bytes(payload).rstrip(b"\x00")
-    return "".join(chr(b) if 32 <= b < 127 else "." for b in text)
-
-
 def describe(msg: Message) -> str:
     """One human-readable line for any typed message (sniffer and debug logs)."""
     if isinstance(msg, MasterLinkready1):
@@ -97,14 +94,10 @@ def describe(msg: Message) -> str:
     if isinstance(msg, MasterIdle4h):
         return "master idle (4 h)"
     if isinstance(msg, DebugReply):
-        code = msg.type_code & 0xFF
-        if code == 0x1B:
-            version = ".".join(str(b) for b in bytes(msg.payload)[:3])
-            return "debug reply %s firmware %s" % (_type_hex(msg.type_code), version)
-        if code in (0x19, 0x1A):
-            what = "serial" if code == 0x19 else "model"
-            return "debug reply %s %s %r" % (_type_hex(msg.type_code), what, _ascii(msg.payload))
-        return "debug reply %s: %s" % (_type_hex(msg.type_code), _hex(msg.payload))
+        if msg.type_code == DEBUG_FIRMWARE_REPLY:
+            return "debug reply %s firmware %s" % (_type_hex(msg.type_code), msg.value)
+        what = "serial" if msg.type_code == DEBUG_SERIAL_REPLY else "model"
+        return "debug reply %s %s %r" % (_type_hex(msg.type_code), what, msg.value)
     if isinstance(msg, DebugRequest):
         return "debug request %s: %s" % (_type_hex(msg.type_code), _hex(msg.payload))
     if isinstance(msg, Unknown):

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar, Mapping
 
-from .protocol import VALID_LENGTHS, checksum, encode_frame
+from .protocol import VALID_LENGTHS, encode_frame
 
 # --- Type codes (§2.1) ---------------------------------------------------------------------------
 MASTER_LINKREADY1 = 0xFCE1
 MASTER_LINKREADY2 = 0xFBE2
-# The original's "another master on the bus" check matches FC E2 (not FB E2) too (§2.1).
-MASTER_LINKREADY2_FC = 0xFCE2
 SLAVE_LINKREADY = 0xFDE2
 MASTER_HEARTBEAT = 0xFBE0
 SLAVE_HEARTBEAT = 0xFDE0
@@ -63,6 +61,8 @@ DEBUG_REQUEST_TYPES = frozenset(
     {DEBUG_SERIAL_REQUEST, DEBUG_MODEL_REQUEST, DEBUG_FIRMWARE_REQUEST, DEBUG_SILENCE}
 )
 DEBUG_REPLY_TYPES = frozenset({DEBUG_SERIAL_REPLY, DEBUG_MODEL_REPLY, DEBUG_FIRMWARE_REPLY})
+DEBUG_REPLY_NAMES: Mapping[int, str] = MappingProxyType({
+    DEBUG_SERIAL_REPLY: "(S)TSN", DEBUG_MODEL_REPLY: "Model", DEBUG_FIRMWARE_REPLY: "Firmware version"})
 
 # sendTWCMsg refuses these (§2.1).
 BLOCKED_TYPES: Mapping[int, str] = MappingProxyType(
@@ -72,6 +72,13 @@ BLOCKED_TYPES: Mapping[int, str] = MappingProxyType(
         BLOCKED_FBE8: "could crash the TWC",
     }
 )
+# What the debug page and sendTWCMsg refuse: the blocked types, and a master heartbeat, which
+# would set a limit behind the policy's back (decisions §4.8).
+REFUSED_DEBUG_TYPES: Mapping[int, str] = MappingProxyType({
+    **BLOCKED_TYPES,
+    MASTER_HEARTBEAT: "a master heartbeat could offer amps past the wiring limit; "
+            "use setMasterHeartbeatData (Override master heartbeat data)",
+})
 
 # --- Heartbeat data (§3) -------------------------------------------------------------------------
 # Master command byte (§3.1).
@@ -95,6 +102,12 @@ STATE_MINUS_2A = 0x07
 STATE_STARTING = 0x08
 STATE_LIMIT_P2 = 0x09
 STATE_ADJUSTMENT_DONE = 0x0A
+# What the pages and the API call them.
+STATE_NAMES: Mapping[int, str] = MappingProxyType({
+    STATE_READY: "ready", STATE_CHARGING: "charging", STATE_ERROR: "error",
+    STATE_DO_NOT_CHARGE: "plugged, do not charge", STATE_READY_TO_CHARGE: "plugged, ready",
+    STATE_BUSY: "busy", STATE_STARTING: "starting", STATE_ADJUSTMENT_DONE: "amp adjustment done",
+})
 
 # Heartbeat data bytes per protocol: 7 (p1, 14-byte message) or 9 (p2, 16-byte) (§2.1, §4.4 of
 # decisions.md). A 20-byte FD E0 carries 13; it is accepted and treated as protocol 2.
@@ -133,6 +146,11 @@ def no_change_data(protocol: int) -> bytes:
 
 
 NO_CHANGE = no_change_data  # NO_CHANGE(protocol)
+
+
+def limit_data(amps: float, protocol: int) -> bytes:
+    """Master heartbeat data that sets the unit's limit: 05 (p1) or 09 (p2) with the amps."""
+    return heartbeat_command(limit_command(protocol), amps, protocol)
 
 
 def heartbeat_command(command: int, amps: float, protocol: int) -> bytes:
@@ -457,6 +475,18 @@ class DebugReply(_Raw):
         """(major, minor, patch) from the first 3 payload bytes, as the PHP page printed (§2.1)."""
         return tuple(self.payload[:3])
 
+    @property
+    def what(self) -> str:
+        return DEBUG_REPLY_NAMES[self.type_code]
+
+    @property
+    def value(self) -> str:
+        """What a person reads: the firmware as `4.5.3`, else the printable ASCII of the payload
+        (the original kept bytes 1..0xFE; control and 8-bit bytes say nothing)."""
+        if self.type_code == DEBUG_FIRMWARE_REPLY:
+            return ".".join(str(b) for b in self.firmware_version)
+        return "".join(chr(b) for b in self.payload if 0x20 <= b < 0x7F)
+
 
 @dataclass(frozen=True)
 class Unknown(_Raw):
@@ -545,9 +575,3 @@ def parse_message(msg: bytes) -> Message:
         except ValueError:
             pass
     return Unknown(type_code, payload)
-
-
-def body_with_checksum(body: bytes) -> bytes:
-    """`body` + its checksum: the unescaped message as FrameDecoder yields it."""
-    body = bytes(body)
-    return body + bytes([checksum(body)])

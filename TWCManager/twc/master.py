@@ -1,22 +1,23 @@
 """The RS-485 master engine (twc-protocol.md §4, §5.1; decisions.md §3–§4).
 
 No I/O and no clock reads: the daemon feeds bytes and ticks with `now`
-(monotonic seconds) and writes the frames returned. Wall-clock rules read the
-injected `wall()` (local datetime).
+(monotonic seconds) and writes the frames returned. What to offer is not decided
+here: the engine asks its `Planner` (the site core) for a decision on the policy's
+own clock and before each heartbeat, and for each unit's offer at its heartbeat.
 """
 from __future__ import annotations
 
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Callable
+from typing import Protocol
 
-from . import consolelog, messages, policy
+from . import consolelog, messages
+
+from ..core import policy
 from .messages import (KwhReport, MasterHeartbeat, MasterLinkready1, MasterLinkready2,
                        SlaveHeartbeat, SlaveLinkready)
 from .protocol import FrameDecoder, encode_frame
-from .settings import Settings
 from .slave import SlaveTWC, min_amps_for_protocol
 
 log = logging.getLogger("TWCManager.master")
@@ -79,26 +80,27 @@ class _Announce:
     frames: list[tuple[bytes, float]] = field(default_factory=list)
 
 
+class Planner(Protocol):
+    """What the engine needs from the site core (core.site.Site behind the daemon's adapter)."""
+
+    def plan(self, now: float, units: list[SlaveTWC]) -> None:
+        """Decide the pool for the units as they are now."""
+
+    def offer(self, unit: SlaveTWC, others: list[SlaveTWC], now: float,
+              reserved_amps: float) -> policy.Offer:
+        """The whole amps to offer `unit` at its heartbeat, within the wiring."""
+
+
 class Master:
-    def __init__(self, *, limits: policy.Limits, settings: Settings,
-                 green_amps: Callable[..., object],
-                 wall: Callable[[], datetime],
+    def __init__(self, *, limits: policy.Limits, planner: Planner,
                  master_id: int = 0x7777, master_sign: int = 0x77,
-                 holds: policy.Holds = policy.Holds(),
                  timing: MasterTiming = MasterTiming(),
-                 green_hours: tuple[int, int] = (6, 20),
-                 on_settings_changed: Callable[[str], None] = lambda reason: None,
                  rng: random.Random | None = None) -> None:
         self.limits = limits
-        self.settings = settings
-        self.holds = holds
+        self.planner = planner
         self.timing = timing
-        self.green_hours = green_hours
         self.master_id = master_id
         self.master_sign = master_sign
-        self._green_amps = green_amps
-        self._wall = wall
-        self._on_settings_changed = on_settings_changed
         self._rng = rng or random.Random()
 
         self.decoder = FrameDecoder()
@@ -106,15 +108,12 @@ class Master:
         self._turn = 0
         self._last_tx_at = float("-inf")
         self._announce = _Announce()
-        self._policy_clock = policy.Clock()
         self._pool_at = float("-inf")
-        self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self.problems = BusProblems()
         self._recent_tx: list[tuple[bytes, float]] = []
         self._expedite = False
         self._reserved: dict[int, tuple[int, float]] = {}  # twcid -> (amps, dropped at)
         self._last_heartbeat_at = float("-inf")
-        self._pool_log_key: tuple | None = None
         self._kwh_due_at: dict[int, float] = {}
         self._refusal_logged_at: dict[str, float] = {}  # reason -> when last warned
 
@@ -206,40 +205,7 @@ class Master:
 
     def _refresh_pool(self, now: float) -> None:
         self._pool_at = now
-        when = self._wall()
-        changes = self._policy_clock.tick(self.settings, when)
-        for change in changes:
-            log.info("%s", change.capitalize())
-        if changes:
-            self._on_settings_changed(", ".join(changes))
-        green, green_reason = None, "no valid energy reading"
-        if self.settings.non_scheduled_amps == -1:
-            green, green_reason = self._green(now)
-        decision = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
-                                      green_reason)
-        # One line when the source or the whole amps change, not at every countdown second.
-        key = (decision.source, round(decision.amps))
-        if key != self._pool_log_key:
-            self._pool_log_key = key
-            log.info("Pool %.2f A: %s", decision.amps, decision.reason)
-        self.pool = decision
-
-    def _green(self, now: float) -> tuple[float | None, str]:
-        """Ask the green source, giving it what the TWCs draw and measure."""
-        car_amps = sum(s.actual_amps for s in self.slaves if s.is_charging)
-        floors = [s.min_amps_supported for s in self.slaves] or [6]
-        min_amps = max(self.limits.min_amps_per_twc, max(floors))
-        answer = self._green_amps(now, car_amps, min_amps, self.watts_per_amp())
-        if answer is None or isinstance(answer, (int, float)):
-            return answer, "green energy" if answer is not None else "no valid energy reading"
-        return answer.amps, answer.reason
-
-    def watts_per_amp(self) -> float | None:
-        """Watts one amp carries, from the phase volts the TWCs report (FD EB):
-        live phases summed (3 × 230 = 690 on a 3-phase EU unit), averaged over units."""
-        sums = [sum(v for v in s.volts if v >= 100) for s in self.slaves if s.volts]
-        sums = [total for total in sums if total > 0]
-        return sum(sums) / len(sums) if sums else None
+        self.planner.plan(now, self.slaves)
 
     def settings_changed(self, now: float) -> None:
         """Call after a command changed the settings: the pool is recomputed at once
@@ -270,16 +236,13 @@ class Master:
     def _heartbeat(self, slave: SlaveTWC, now: float) -> bytes:
         self._refresh_pool(now)
         others = [s for s in self.slaves if s is not slave]
-        offer = policy.offer_for(slave, others, self.pool.amps, self.limits, self.holds, now,
-                                 self.reserved_amps(now),
-                                 follow_sun=self.pool.source == policy.GREEN)
+        offer = self.planner.offer(slave, others, now, self.reserved_amps(now))
         if self.override_heartbeat_data is not None:
             data, amps = self._safe_override(slave, others, now)
             offer = policy.Offer(amps, "setMasterHeartbeatData override")
         elif slave.reported_limit_amps != offer.amps or offer.amps == 0:
             # 05/09 with 0 A every second, not 00, avoids relay clicking (§3.1).
-            command = 0x05 if slave.protocol == 1 else 0x09
-            data = messages.heartbeat_command(command, offer.amps, slave.protocol)
+            data = messages.limit_data(offer.amps, slave.protocol)
         else:
             data = messages.NO_CHANGE(slave.protocol)
         previous = slave.offered_amps
@@ -295,7 +258,8 @@ class Master:
                        now: float) -> tuple[bytes, int]:
         """The debug override is sent as given, except that it may not raise a limit
         past the wiring (decisions.md §4.8 holds whatever the commands say)."""
-        length = self._data_len(slave)  # padded or cut to the slave's length (§8.6)
+        # Padded or cut to the slave's length (§8.6): 7 bytes for protocol 1, 9 for 2.
+        length = messages.HEARTBEAT_DATA_LENGTH[slave.protocol]
         data = messages.pad_to((self.override_heartbeat_data or b"")[:length], length)
         command = data[0]
         asked = int.from_bytes(data[1:3], "big") / 100
@@ -313,13 +277,7 @@ class Master:
             return data, safe.amps
         log.warning("Heartbeat override %s would offer %.2f A to %s; sending %d A (wiring limit)",
                     data.hex().upper(), wanted, slave.id_hex, safe.amps)
-        command = 0x05 if slave.protocol == 1 else 0x09
-        return messages.heartbeat_command(command, safe.amps, slave.protocol), safe.amps
-
-    @staticmethod
-    def _data_len(slave: SlaveTWC) -> int:
-        # Protocol 1 slaves get 7 data bytes, protocol 2 get 9 (decisions.md §4.4).
-        return 7 if slave.protocol == 1 else 9
+        return messages.limit_data(safe.amps, slave.protocol), safe.amps
 
     # ---------------------------------------------------------------- receive
 

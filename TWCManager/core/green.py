@@ -1,0 +1,271 @@
+"""Green-energy tracking: how many amps the solar surplus can feed the cars. Pure.
+
+* `GreenTracker` (time passed in): surplus → amps, with start/stop hysteresis so passing
+  clouds do not cycle the car, and the fail-safe of decisions.md §4.10 (no valid reading for
+  stale_after_s → 0 A, and why).
+* `CarDrawLog`: pairs a meter reading with the cars' draw at the time it was taken.
+* `GreenService`: both, plus the dashboard chart's history, as one site step uses them.
+The meter itself (the `solaredge` command) is an edge: `TWCManager.energy`.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import deque
+from dataclasses import dataclass, field, fields
+
+from ..config import GreenConfig
+from .interfaces import MeterReading, SiteReadings
+
+log = logging.getLogger("TWCManager.green")
+
+# How long a reading may wait for the units' next report of their draw: a heartbeat round is
+# 1 s per unit, up to 3 units.
+PAIR_WAIT_S = 3.5
+
+
+
+@dataclass(frozen=True)
+class GreenParams:
+    """The tracker's settings; the defaults are the config's (one place: config.py,
+    where README "Green tracking" explains them)."""
+    volts: float = GreenConfig.volts
+    phases: int = GreenConfig.phases
+    amps_offset: float = GreenConfig.amps_offset
+    stale_after_s: float = GreenConfig.stale_after_s
+    start_delay_s: float = GreenConfig.start_delay_s
+    stop_delay_s: float = GreenConfig.stop_delay_s
+    ride_through_wh: float = GreenConfig.ride_through_wh
+    ride_through_min_share: float = GreenConfig.ride_through_min_share
+
+    @classmethod
+    def from_config(cls, green: GreenConfig) -> GreenParams:
+        # Every field here is the config key of the same name.
+        return cls(**{f.name: getattr(green, f.name) for f in fields(cls)})
+
+    # volts × phases, the config's own rule (decisions §4.15): one definition.
+    watts_per_amp = GreenConfig.watts_per_amp
+
+
+@dataclass
+class GreenDecision:
+    amps: float | None        # None: no valid reading (the policy offers 0 A)
+    reason: str
+
+
+class GreenTracker:
+    """Surplus to amps with hysteresis. Pure: every input, time included, is passed in.
+
+    available = (grid_w + car_amps × W/A) / (W/A) + amps_offset, with car_amps the
+    draw when the reading was taken and W/A the watts per amp (the TWC's measured phase volts summed, else volts × phases).
+    Start: available ≥ the minimum for start_delay_s. A shortfall is ridden through at
+    the minimum until the first of: the grid energy it cost (the minimum minus the
+    surplus, integrated) reaches ride_through_wh; the surplus covers less than
+    ride_through_min_share of the minimum; it lasted stop_delay_s. Then the car
+    stops. A dead source stops at once.
+    """
+
+    # Longest step counted into a shortfall's cost: a stalled loop must not look like
+    # minutes of import.
+    MAX_STEP_S = 5.0
+
+    def __init__(self, params: GreenParams) -> None:
+        self.params = params
+        self.on = False
+        self._above_since: float | None = None
+        self._below_since: float | None = None
+        self._shortfall_wh = 0.0
+        self._last_now: float | None = None
+        self.last = GreenDecision(None, "no reading yet")
+        self.available_amps: float | None = None
+
+    def update(self, now: float, reading: MeterReading | None, car_amps: float,
+               min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
+        p = self.params
+        step_s = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0),
+                                                         self.MAX_STEP_S)
+        self._last_now = now
+        if reading is None or now - reading.at > p.stale_after_s:
+            self.on, self._above_since, self._below_since = False, None, None
+            self.available_amps = None
+            self.last = GreenDecision(None, "no valid energy reading" if reading is None else
+                                      f"no valid energy reading for {now - reading.at:.0f} s")
+            return self.last
+        wpa = watts_per_amp or p.watts_per_amp
+        # car_amps must be the draw when the reading was taken (GreenService looks it up in
+        # its CarDrawLog): a later draw added to an old grid value counts every amp taken
+        # since twice (bench/solar_day.py showed the offer cycling 6 -> 16 A every 60 s).
+        available = reading.grid_w / wpa + car_amps + p.amps_offset
+        self.available_amps = available
+        if available >= min_amps:
+            self._below_since = None
+            if self.on:
+                self.last = GreenDecision(available, f"surplus {available:.1f} A")
+            else:
+                self._above_since = self._above_since if self._above_since is not None else now
+                wait_s = p.start_delay_s - (now - self._above_since)
+                if wait_s <= 0:
+                    self.on = True
+                    self.last = GreenDecision(available, f"surplus {available:.1f} A: starting")
+                else:
+                    self.last = GreenDecision(0.0, f"surplus {available:.1f} A: starting in "
+                                                   f"{wait_s:.0f} s if it lasts")
+        else:
+            self._above_since = None
+            if not self.on:
+                self.last = GreenDecision(max(available, 0.0),
+                                          f"surplus {available:.1f} A is below {min_amps:g} A")
+            else:
+                if self._below_since is None:
+                    self._below_since, self._shortfall_wh = now, 0.0
+                # What riding through costs: the grid feeds the minimum's missing part.
+                self._shortfall_wh += (min_amps - available) * wpa * step_s / 3600.0
+                why = self._why_stop(now, available / min_amps)
+                if why:
+                    self.on = False
+                    self.last = GreenDecision(max(available, 0.0),
+                                              f"surplus {available:.1f} A: stopped ({why})")
+                else:
+                    # A passing cloud: keep the car at its minimum for a while.
+                    self.last = GreenDecision(
+                        min_amps, f"surplus {available:.1f} A: riding through at {min_amps:g} A "
+                                  f"({self._shortfall_wh:.0f} of {p.ride_through_wh:g} Wh)")
+        return self.last
+
+    def _why_stop(self, now: float, share: float) -> str | None:
+        p = self.params
+        if share < p.ride_through_min_share:
+            return f"the sun covers {share:.0%} of the minimum"
+        if self._shortfall_wh >= p.ride_through_wh:
+            return f"the cloud cost {self._shortfall_wh:.0f} Wh from the grid"
+        if now - self._below_since >= p.stop_delay_s:
+            return f"short for {now - self._below_since:.0f} s"
+        return None
+
+
+@dataclass
+class _History:
+    """One sample a minute for the dashboard chart (6 h by default)."""
+    samples: deque = field(default_factory=lambda: deque(maxlen=360))
+    _minute: int = -1
+
+    def add(self, at_wall: float, reading: MeterReading | None, car_w: float) -> None:
+        minute = int(at_wall // 60)
+        if minute == self._minute:
+            return
+        self._minute = minute
+        self.samples.append({
+            "t": minute * 60,
+            "grid_w": None if reading is None else round(reading.grid_w),
+            "solar_w": None if reading is None or reading.solar_w is None else round(reading.solar_w),
+            "house_w": None if reading is None or reading.house_w is None else round(reading.house_w),
+            "car_w": round(car_w),
+        })
+
+
+class CarDrawLog:
+    """What the cars drew, report by report, so a meter reading is paired with the draw at the
+    moment it was taken: surplus = export + the cars' draw *then*. Pairing it with the draw now
+    double-counts a car that started after the reading (the seed's 30 s cadence made exactly
+    that mistake); pairing a fresh reading with the last report before it undercounts a car
+    that is ramping up (a 2 s meter sees the ramp before the TWC reports it, and the offer then
+    cycled 16 -> 6 A every 10 s in the soak bench). So the draw at a reading's time is
+    interpolated between the reports around it, and a reading newer than the last report
+    waits for the next one."""
+
+    def __init__(self, keep_s: float = 600.0) -> None:
+        self._times: deque[float] = deque()
+        self._amps: deque[float] = deque()
+        self.keep_s = keep_s
+
+    def add(self, at: float, amps: float) -> None:
+        """The draw reported at `at` (when the units last reported, monotonic seconds)."""
+        if self._times and at <= self._times[-1]:
+            if at == self._times[-1]:
+                self._amps[-1] = amps   # the same report, seen again
+            return
+        self._times.append(at)
+        self._amps.append(amps)
+        while self._times and at - self._times[0] > self.keep_s:
+            self._times.popleft()
+            self._amps.popleft()
+
+    def around(self, when: float) -> float | None:
+        """The draw at `when`, interpolated between the reports before and after it; None
+        while no report at or after `when` has come (the draw then is not known yet)."""
+        index = bisect.bisect_left(self._times, when)
+        if index == len(self._times):
+            return None
+        t1, a1 = self._times[index], self._amps[index]
+        if index == 0 or t1 == when:
+            return a1
+        t0, a0 = self._times[index - 1], self._amps[index - 1]
+        return a0 + (a1 - a0) * (when - t0) / (t1 - t0)
+
+
+class GreenService:
+    """Green tracking as the site runs it: the tracker, the car-draw log that pairs each
+    reading with the draw at its time, and the chart's history. Readings are handed in."""
+
+    def __init__(self, params: GreenParams) -> None:
+        self.tracker = GreenTracker(params)
+        self.history = _History()
+        self.car_draw = CarDrawLog()
+        self.reading: MeterReading | None = None
+        self._last_paired: tuple[MeterReading, float] | None = None
+        self._car_w = 0.0
+        self._stale_logged = False
+
+    def decide(self, now: float, now_wall: float, readings: SiteReadings, car_amps: float,
+               min_amps: float, watts_per_amp: float | None,
+               car_reported_at: float | None = None) -> GreenDecision:
+        """`car_amps`: what the units last reported drawing, at `car_reported_at` (now if
+        not given)."""
+        self.reading = readings.meter
+        self.car_draw.add(now if car_reported_at is None else car_reported_at, car_amps)
+        reading, car_then = self._paired(now, readings.meter, car_amps)
+        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp)
+        self._car_w = car_amps * (watts_per_amp or self.tracker.params.watts_per_amp)
+        self.history.add(now_wall, reading if reading and decision.amps is not None else None,
+                         self._car_w)
+        # Before the first attempt has finished there is nothing to report yet.
+        stale = decision.amps is None and readings.meter_attempted
+        if stale and not self._stale_logged:
+            log.error("Green tracking offers 0 A: %s%s", decision.reason,
+                      f" ({readings.meter_error})" if readings.meter_error else "")
+        elif not stale and self._stale_logged:
+            log.info("Green tracking has valid readings again")
+        self._stale_logged = stale
+        return decision
+
+    def _paired(self, now: float, reading: MeterReading | None,
+                car_amps: float) -> tuple[MeterReading | None, float]:
+        """The newest reading whose draw is known, with that draw."""
+        if reading is None:
+            return None, car_amps
+        car_then = self.car_draw.around(reading.at)
+        if car_then is not None:
+            self._last_paired = (reading, car_then)
+            return reading, car_then
+        if self._last_paired is not None and now - reading.at < PAIR_WAIT_S:
+            return self._last_paired   # the units report within a heartbeat round: wait
+        return reading, car_amps       # nothing came (no unit, or all silent): the last report
+
+    def status(self, reading: MeterReading | None = None) -> dict:
+        """The figures of the last step, with `reading` (the meter's latest, shown even while
+        green tracking is not in use) or the one the last step saw."""
+        reading = reading or self.reading
+        decision = self.tracker.last
+        return {
+            "grid_w": reading.grid_w if reading else None,
+            "solar_w": reading.solar_w if reading else None,
+            # The meter's consumption includes the car; the house is the rest.
+            "house_w": (round(reading.house_w - self._car_w)
+                        if reading and reading.house_w is not None else None),
+            "car_w": round(self._car_w),
+            "available_amps": (round(self.tracker.available_amps, 2)
+                               if self.tracker.available_amps is not None else None),
+            "green_amps": decision.amps,
+            "reason": decision.reason,
+            "charging_allowed": self.tracker.on,
+        }
