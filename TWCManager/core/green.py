@@ -212,7 +212,7 @@ class GreenService:
         self.history = _History()
         self.car_draw = CarDrawLog()
         self.reading: MeterReading | None = None
-        self._last_paired: tuple[MeterReading, float] | None = None
+        self._recent: deque[MeterReading] = deque(maxlen=8)   # the last readings, by time
         self._car_w = 0.0
         self._stale_logged = False
 
@@ -240,16 +240,20 @@ class GreenService:
 
     def _paired(self, now: float, reading: MeterReading | None,
                 car_amps: float) -> tuple[MeterReading | None, float]:
-        """The newest reading whose draw is known, with that draw."""
+        """The newest reading whose draw is known, with that draw. The meter and the units
+        report about as often, so the newest reading usually waits for the units' next report
+        while the one before it is paired."""
         if reading is None:
             return None, car_amps
-        car_then = self.car_draw.around(reading.at)
-        if car_then is not None:
-            self._last_paired = (reading, car_then)
-            return reading, car_then
-        if self._last_paired is not None and now - reading.at < PAIR_WAIT_S:
-            return self._last_paired   # the units report within a heartbeat round: wait
-        return reading, car_amps       # nothing came (no unit, or all silent): the last report
+        if not self._recent or self._recent[-1].at != reading.at:
+            self._recent.append(reading)
+        for candidate in reversed(self._recent):
+            car_then = self.car_draw.around(candidate.at)
+            if car_then is not None:
+                return candidate, car_then
+            if now - candidate.at >= PAIR_WAIT_S:
+                break   # the units did not report since (none, or silent): the last report
+        return reading, car_amps
 
     def status(self, reading: MeterReading | None = None) -> dict:
         """The figures of the last step, with `reading` (the meter's latest, shown even while

@@ -165,13 +165,14 @@ def offer_for(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
 
 def clamp_offer(slave: SlaveTWC, others: list[SlaveTWC], desired: float, reason: str,
                 limits: Limits, reserved_amps: float = 0.0) -> Offer:
-    """Safety invariant (decisions.md §4.8): the offers to all slaves together stay
-    within wiring_max_amps_all_twcs, and no slave gets more than its own wiring or
-    rating. Wins over every hold. `reserved_amps`: limits that may still be in force
-    on units that went silent (the master keeps them booked for a while)."""
-    others_offered = sum(max(other.offered_amps, 0) for other in others) + reserved_amps
+    """Safety invariant (decisions.md §4.8): the limits in force on all slaves together
+    stay within wiring_max_amps_all_twcs, and no slave gets more than its own wiring or
+    rating. Wins over every hold. What another unit has in force is the higher of its offer
+    and its last report (`SlaveTWC.in_force_amps`). `reserved_amps`: limits that may still be
+    in force on units that went silent (the master keeps them booked for a while)."""
+    others_in_force = sum(other.in_force_amps for other in others) + reserved_amps
     cap = min(limits.wiring_max_amps_per_twc, slave.rated_amps,
-              limits.wiring_max_amps_all_twcs - others_offered)
+              limits.wiring_max_amps_all_twcs - others_in_force)
     amps = int(desired)
     if amps > cap:
         amps = max(math.floor(cap), 0)

@@ -112,7 +112,7 @@ class Master:
         self.problems = BusProblems()
         self._recent_tx: list[tuple[bytes, float]] = []
         self._expedite = False
-        self._reserved: dict[int, tuple[int, float]] = {}  # twcid -> (amps, dropped at)
+        self._reserved: dict[int, tuple[float, float]] = {}  # twcid -> (amps, dropped at)
         self._last_heartbeat_at = float("-inf")
         self._kwh_due_at: dict[int, float] = {}
         self._refusal_logged_at: dict[str, float] = {}  # reason -> when last warned
@@ -415,8 +415,8 @@ class Master:
         return float(sum(amps for amps, _ in self._reserved.values()))
 
     def _drop(self, slave: SlaveTWC) -> None:
-        if slave.offered_amps > 0:
-            self._reserved[slave.twcid] = (slave.offered_amps, slave.last_heard_at)
+        if slave.in_force_amps > 0:
+            self._reserved[slave.twcid] = (slave.in_force_amps, slave.last_heard_at)
         index = self.slaves.index(slave)
         self.slaves.remove(slave)
         if index < self._turn:

@@ -104,10 +104,11 @@ class SlaveTWC:
         return f"{self.twcid:04X}"
 
     @property
-    def offered_text(self) -> str:
-        """lastAmpsOffered as the original's getStatus showed it: the unit's own limit
-        as a float (`0.0`) until the first change, then whole amps (`21`, `0`)."""
-        return str(self.offered_amps) if self.offer_ever_changed else str(float(self.offered_amps))
+    def in_force_amps(self) -> float:
+        """The most this unit may let its car draw now: what we last offered, or the limit it
+        last reported if that is higher. A lowered limit is in force only once the unit says
+        so: a heartbeat lost on the bus (an adapter unplugged) leaves the old one in place."""
+        return max(self.offered_amps, self.reported_limit_amps, 0)
 
     def update_from_heartbeat(self, state: int, limit_amps: float, actual_amps: float,
                               now: float) -> bool:
