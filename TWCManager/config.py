@@ -73,6 +73,9 @@ class GreenConfig:
     stop_delay_s: float = 180.0
     ride_through_wh: float = 20.0
     ride_through_min_share: float = 0.67
+    # Raise: a surplus above the amps offered must last this long before the offer rises
+    # (a raise below 16 A goes through the 16 A spike; a 2 s meter sees every ramp's noise).
+    raise_delay_s: float = 6.0
 
     @property
     def watts_per_amp(self) -> float:
@@ -396,7 +399,7 @@ def _check_ranges(cfg: Config) -> list[str]:
         e.append(f"green.stale_after_s ({g.stale_after_s} s) is shorter than green.interval_s "
                  f"({g.interval_s} s): every reading would expire before the next one; expected "
                  "stale_after_s >= interval_s")
-    for key in ("start_delay_s", "stop_delay_s", "ride_through_wh"):
+    for key in ("start_delay_s", "stop_delay_s", "ride_through_wh", "raise_delay_s"):
         if getattr(g, key) < 0:
             e.append(f"green.{key} = {getattr(g, key)}: expected 0 or more (0 = none)")
     if not 0 <= g.ride_through_min_share <= 1:

@@ -75,7 +75,8 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
-class Car:
+class CarSpec:
+    """The car a replay's hello describes (not the simulated car of TWCManager.sim)."""
     min_a: float = 6.0
     max_a: float | None = None
     phases: int | None = None
@@ -101,9 +102,9 @@ class ReplayEngine:
     heartbeat: book the heartbeat, let the tracker see the latest meter reading with the amps
     the car draws, pick the pool, compute and record the offer."""
 
-    def __init__(self, cfg: Config, car: Car | None = None,
+    def __init__(self, cfg: Config, car: CarSpec | None = None,
                  holds: policy.Holds = policy.Holds()) -> None:
-        car = car or Car()
+        car = car or CarSpec()
         self.cfg = cfg
         self.car = car
         self.site = site_from(cfg, Settings(non_scheduled_amps=-1), holds)
@@ -198,9 +199,9 @@ def _number(data: dict, key: str, *, required: bool, allow_null: bool = False) -
     return float(value)
 
 
-def parse_car(data: Any) -> Car:
+def parse_car(data: Any) -> CarSpec:
     if data is None:
-        return Car()
+        return CarSpec()
     if not isinstance(data, dict):
         raise ProtocolError("hello field 'car' must be an object")
     min_a = _number(data, "min_a", required=False)
@@ -211,7 +212,7 @@ def parse_car(data: Any) -> Car:
         raise ProtocolError(f"car phases must be 1, 2 or 3, got {phases:g}")
     if volts is not None and volts <= 0:
         raise ProtocolError(f"car volts must be positive, got {volts:g}")
-    return Car(min_a=6.0 if min_a is None else min_a, max_a=max_a,
+    return CarSpec(min_a=6.0 if min_a is None else min_a, max_a=max_a,
                phases=None if phases is None else int(phases), volts=volts)
 
 

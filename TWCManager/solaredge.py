@@ -73,7 +73,7 @@ class InverterError(Exception):
 
 
 @dataclass(frozen=True)
-class Reading:
+class InverterReading:
     """Watts with scale factors applied; None for a value not asked for. t = time.time()."""
 
     solar_w: float | None
@@ -217,7 +217,7 @@ def _grid_meter(inv: Any) -> tuple[str, Any]:
 
 
 def read_inverter(host: str, port: int, *, unit: int = 1, timeout_s: float = 1.0,
-                  solar: bool = True, grid: bool = True, deadline: float | None = None) -> Reading:
+                  solar: bool = True, grid: bool = True, deadline: float | None = None) -> InverterReading:
     """Connect, read what is asked for, disconnect. Raises InverterError on any doubt.
 
     The inverter block is read even for grid alone: it is one cheap request that proves the
@@ -250,7 +250,7 @@ def read_inverter(host: str, port: int, *, unit: int = 1, timeout_s: float = 1.0
             _budget(inv, timeout_s, deadline, "reading the meter")
             regs = _read_registers(inv, meter.registers["power"][0], _METER_BLOCK_LEN, f"{name} power")
             grid_w = scaled(regs[0], regs[_METER_POWER_SF_OFFSET], f"{name} power")
-        return Reading(solar_w=solar_w, grid_w=grid_w, t=time.time(), status=status)
+        return InverterReading(solar_w=solar_w, grid_w=grid_w, t=time.time(), status=status)
     finally:
         inv.disconnect()
 
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def format_reading(what: str, reading: Reading) -> str:
+def format_reading(what: str, reading: InverterReading) -> str:
     if what == "json":
         return json.dumps({"grid_w": round(reading.grid_w), "solar_w": round(reading.solar_w),
                            "house_w": round(reading.house_w), "t": round(reading.t, 3)})

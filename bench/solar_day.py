@@ -100,7 +100,7 @@ if str(REPO) not in sys.path:
 
 from TWCManager.core import policy  # noqa: E402
 from TWCManager.config import Config, GreenConfig, TwcConfig  # noqa: E402
-from TWCManager.replay import Car, Obs, ReplayEngine  # noqa: E402
+from TWCManager.replay import CarSpec, Obs, ReplayEngine  # noqa: E402
 from TWCManager.twc.slave import SlaveTWC  # noqa: E402
 
 DAY_S = 86_400
@@ -400,7 +400,7 @@ class EnginePolicy:
     """Ours in-process: the same ReplayEngine the CLI runs."""
 
     def __init__(self, cfg: Config) -> None:
-        self.engine = ReplayEngine(cfg, Car(CAR_MIN_A, CAR_MAX_A, PHASES, VOLTS))
+        self.engine = ReplayEngine(cfg, CarSpec(CAR_MIN_A, CAR_MAX_A, PHASES, VOLTS))
         self.meter_interval_s = cfg.green.interval_s
 
     def step(self, obs: Obs) -> int:

@@ -39,7 +39,8 @@ HYSTERESIS = [
 
 def test_hysteresis_table():
     tracker = GreenTracker(GreenParams(start_delay_s=60, stop_delay_s=180, stale_after_s=120,
-                                       ride_through_wh=1e9, ride_through_min_share=0.0))
+                                       ride_through_wh=1e9, ride_through_min_share=0.0,
+                                       raise_delay_s=0))
     for t, grid_w, car_amps, amps, on in HYSTERESIS:
         decision = tracker.update(t, reading(grid_w, t), car_amps, 6.0, WPA)
         assert (round(decision.amps, 2), tracker.on) == (amps, on), (t, decision.reason)
@@ -173,7 +174,7 @@ def test_status_house_excludes_the_car():
 def test_a_reading_taken_during_a_ramp_is_paired_with_the_draw_between_two_reports():
     """A 2 s meter sees a car ramping up before its TWC reports it: the reading at t = 10.5
     falls between a report of 6 A (t = 10) and one of 12 A (t = 11): 9 A then, not 6 A."""
-    service = GreenService(GreenParams(start_delay_s=0))
+    service = GreenService(GreenParams(start_delay_s=0, raise_delay_s=0))
     # 13 A of sun; at t = 10.5 the car drew 9 A, so the meter saw 4 A of export.
     service.decide(10.0, 1_800_000_010, meter(None), 6.0, 6, WPA, car_reported_at=10.0)
     reading = meter(Reading(4 * WPA, None, None, 10.5, 1_800_000_010.5))
@@ -185,7 +186,7 @@ def test_a_reading_taken_during_a_ramp_is_paired_with_the_draw_between_two_repor
 
 
 def test_a_reading_newer_than_the_last_report_waits_for_the_next_one():
-    service = GreenService(GreenParams(start_delay_s=0))
+    service = GreenService(GreenParams(start_delay_s=0, raise_delay_s=0))
     first = meter(Reading(4 * WPA, None, None, 9.0, 1_800_000_009.0))
     assert service.decide(9.5, 0, first, 6.0, 6, WPA, car_reported_at=9.5).amps == 10.0
     # The car ramps; the meter sees it first (export 1 A while the report still says 6 A).
@@ -213,3 +214,21 @@ def test_car_draw_log_interpolates_and_keeps_one_entry_per_report():
     assert log.around(9.0) == 6.5 and log.around(10.0) == 6.5
     assert log.around(11.0) == pytest.approx(8.5) and log.around(12.0) == 10.5
     assert log.around(12.1) is None
+
+
+def test_a_rise_must_last_the_raise_delay_and_a_fall_is_followed_at_once():
+    """A 2 s meter sees a ramping car's noise; each raise below 16 A costs the Gen2 spike."""
+    tracker = GreenTracker(GreenParams(start_delay_s=0, raise_delay_s=6))
+    table = [  # (t, available A, amps decided, reason part)
+        (0, 10.5, 10.5, "starting"),
+        (2, 11.7, 10.5, "raising in 6 s if it lasts"),   # one noisy reading: held
+        (4, 10.4, 10.4, "surplus 10.4 A"),                # gone: the wait starts again
+        (6, 12.2, 10.4, "raising in 6 s"),
+        (10, 12.3, 10.4, "raising in 2 s"),
+        (12, 12.1, 12.1, "surplus 12.1 A"),               # lasted 6 s: raised
+        (14, 12.6, 12.6, "surplus 12.6 A"),               # the same whole amps: no wait
+        (16, 8.0, 8.0, "surplus 8.0 A"),                  # lower at once
+    ]
+    for t, available, amps, reason in table:
+        decision = tracker.update(t, reading(available * WPA, t), 0.0, 6.0, WPA)
+        assert decision.amps == pytest.approx(amps) and reason in decision.reason, (t, decision)

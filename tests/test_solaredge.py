@@ -512,7 +512,7 @@ def test_a_single_call_does_not_import_the_config_module(config):
     code = textwrap.dedent(f"""
         import sys
         import TWCManager.solaredge as se
-        se.read_inverter = lambda *a, **k: se.Reading(solar_w=1.0, grid_w=2.0, t=0.0)
+        se.read_inverter = lambda *a, **k: se.InverterReading(solar_w=1.0, grid_w=2.0, t=0.0)
         rc = se.main(["--config", {str(config)!r}, "-grid"])
         print(rc, sorted(m for m in sys.modules if m.startswith("TWCManager.")))
     """)

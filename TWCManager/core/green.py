@@ -37,6 +37,7 @@ class GreenParams:
     stop_delay_s: float = GreenConfig.stop_delay_s
     ride_through_wh: float = GreenConfig.ride_through_wh
     ride_through_min_share: float = GreenConfig.ride_through_min_share
+    raise_delay_s: float = GreenConfig.raise_delay_s
 
     @classmethod
     def from_config(cls, green: GreenConfig) -> GreenParams:
@@ -75,6 +76,7 @@ class GreenTracker:
         self._above_since: float | None = None
         self._below_since: float | None = None
         self._shortfall_wh = 0.0
+        self._rise_since: float | None = None
         self._last_now: float | None = None
         self.last = GreenDecision(None, "no reading yet")
         self.available_amps: float | None = None
@@ -100,7 +102,7 @@ class GreenTracker:
         if available >= min_amps:
             self._below_since = None
             if self.on:
-                self.last = GreenDecision(available, f"surplus {available:.1f} A")
+                self.last = self._rise_held(now, available)
             else:
                 self._above_since = self._above_since if self._above_since is not None else now
                 wait_s = p.start_delay_s - (now - self._above_since)
@@ -131,6 +133,24 @@ class GreenTracker:
                         min_amps, f"surplus {available:.1f} A: riding through at {min_amps:g} A "
                                   f"({self._shortfall_wh:.0f} of {p.ride_through_wh:g} Wh)")
         return self.last
+
+    def _rise_held(self, now: float, available: float) -> GreenDecision:
+        """More whole amps than the last decision only once the surplus has lasted
+        raise_delay_s: each raise below 16 A costs the Gen2 spike (16 A for 5 s, partly from
+        the grid), and a 2 s meter sees a ramping car's noise (bench/soak.py: 10 -> 16 -> 10 A
+        every few seconds without this). Lower at once."""
+        held = self.last.amps
+        if held is None or int(available) <= int(held) or not self.on:
+            self._rise_since = None
+            return GreenDecision(available, f"surplus {available:.1f} A")
+        if self._rise_since is None:
+            self._rise_since = now
+        wait_s = self.params.raise_delay_s - (now - self._rise_since)
+        if wait_s <= 0:
+            self._rise_since = None
+            return GreenDecision(available, f"surplus {available:.1f} A")
+        return GreenDecision(held, f"surplus {available:.1f} A: raising in {wait_s:.0f} s "
+                                   "if it lasts")
 
     def _why_stop(self, now: float, share: float) -> str | None:
         p = self.params
