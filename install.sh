@@ -8,8 +8,8 @@
 #   sudo ./install.sh --uninstall      # remove it (the config, settings and logs are kept)
 #
 # Layout: code and its virtual environment in /opt/twcmanager, the commands `twcmanager`,
-# `twcmanager-web`, `twcmanager-ctl` and `solaredge` in /usr/local/bin, the config in
-# /etc/twcmanager/twcmanager.toml (an existing one is kept), settings in /var/lib/twcmanager,
+# `twcmanager-web`, `twcmanager-ctl`, `solaredge` and `pi30` in /usr/local/bin, the config
+# in /etc/twcmanager/twcmanager.toml (an existing one is kept), settings in /var/lib/twcmanager,
 # logs in /var/log/twcmanager, all run as the system user `twcmanager` (in group dialout).
 set -euo pipefail
 
@@ -83,7 +83,7 @@ if [ "$UNINSTALL" -eq 1 ]; then
     rm -f "$UNITS/twcmanager.service" "$UNITS/twcmanager-web.service" \
           "$UDEV/99-twcmanager.rules" \
           "$BIN/twcmanager" "$BIN/twcmanager-web" "$BIN/twcmanager-ctl" "$BIN/solaredge" \
-          "$BIN/twcmanager-screen"
+          "$BIN/pi30" "$BIN/twcmanager-screen"
     remove_rc_block
     rm -rf "$OPT"
     if [ "$STAGED" -eq 0 ] && command -v systemctl >/dev/null 2>&1; then
@@ -150,6 +150,7 @@ write_wrapper twcmanager TWCManager
 write_wrapper twcmanager-web www
 write_wrapper twcmanager-ctl TWCManager.ctl
 write_wrapper solaredge TWCManager.solaredge
+write_wrapper pi30 TWCManager.pi30
 
 # ----------------------------------------------------------------- config
 if [ -f "$ETC/twcmanager.toml" ]; then
@@ -228,6 +229,7 @@ chmod 640 "$ETC/twcmanager.toml"
 if command -v udevadm >/dev/null 2>&1; then
     udevadm control --reload-rules || true
     udevadm trigger --subsystem-match=tty || true
+    udevadm trigger --subsystem-match=hidraw || true
 fi
 
 if [ "$BOOT" = systemd ]; then

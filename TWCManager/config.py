@@ -123,6 +123,16 @@ class SolarEdgeConfig:
 
 
 @dataclass(frozen=True)
+class Pi30Config:
+    # The PI30 battery inverter's port (/dev/ttyPI30, /dev/hidraw0); empty = no inverter.
+    port: str = ""
+    porttype: str = ""          # "serial" or "hidraw"; empty = by the device's name
+    baud: int = 2400
+    interval_s: float = 10.0
+    timeout_s: float = 3.0      # per exchange, and how long to wait for another talker
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # empty = no log file
     level: str = "info"
@@ -142,6 +152,7 @@ class Config:
     settings: SettingsConfig = field(default_factory=SettingsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     solaredge: SolarEdgeConfig = field(default_factory=SolarEdgeConfig)
+    pi30: Pi30Config = field(default_factory=Pi30Config)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -149,7 +160,7 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
-    "web": WebConfig, "solaredge": SolarEdgeConfig, "log": LogConfig,
+    "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.
@@ -444,6 +455,16 @@ def _check_ranges(cfg: Config) -> list[str]:
     if cfg.solaredge.timeout_s <= 0:
         e.append(f"solaredge.timeout_s = {cfg.solaredge.timeout_s}: expected a positive number "
                  "of seconds")
+
+    p = cfg.pi30
+    if p.porttype not in ("", "serial", "hidraw"):
+        e.append(f"pi30.porttype = {p.porttype!r}: expected \"serial\", \"hidraw\" or empty")
+    if not BAUD_MIN <= p.baud <= BAUD_MAX:
+        e.append(f"pi30.baud = {p.baud}: expected a baud rate {BAUD_MIN}..{BAUD_MAX} "
+                 "(PI30 inverters use 2400)")
+    for key in ("interval_s", "timeout_s"):
+        if not getattr(p, key) > 0:
+            e.append(f"pi30.{key} = {getattr(p, key)}: expected a positive number of seconds")
 
     if cfg.log.level.lower() not in _LEVELS:
         e.append(f"log.level = {cfg.log.level!r}: not a logging level; expected one of "

@@ -19,6 +19,8 @@ from .core.site import SiteDriver, site_from
 from .energy import make_meter
 from .ipc import commands, server as ipc_server, wire
 from .ipc.status import Context, Home
+from .pi30.link import Pi30Link
+from .pi30.source import Pi30Source
 from .settings_file import SettingsSaveError, load_settings, save_settings
 from .twc import bus
 from .twc.master import Master, MasterTiming
@@ -48,6 +50,12 @@ class Daemon:
             master_id=cfg.twc.master_id, master_sign=cfg.twc.master_sign,
             timing=timing or MasterTiming(slave_timeout_s=cfg.twc.slave_timeout_s))
         self.home = Home(self.site, self.master)
+        self.inverter: Pi30Source | None = None
+        if cfg.pi30.port:
+            p = cfg.pi30
+            self.inverter = Pi30Source(
+                Pi30Link(p.port, porttype=p.porttype or None, baud=p.baud, timeout_s=p.timeout_s),
+                p.interval_s, clock=self.clock.monotonic)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
         self.ipc: ipc_server.IpcServer | None = None
@@ -105,6 +113,8 @@ class Daemon:
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
         self.meter.start()
+        if self.inverter:
+            self.inverter.start()
         if self.ipc:
             self.ipc.start()
         try:
@@ -129,6 +139,8 @@ class Daemon:
             if self.ipc:
                 self.ipc.stop()
             self.meter.stop()
+            if self.inverter:
+                self.inverter.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
@@ -189,7 +201,7 @@ class Daemon:
         return Context(now=now, now_wall_s=self.clock.now().timestamp(),
                        save_settings=self._save_settings,
                        send=lambda frame: self.link.write([frame]),
-                       extra_state=self._extra_state,
+                       extra_state=self._extra_state, inverter=self.inverter,
                        green_history=lambda: list(self.site.green_service.history.samples))
 
     def green_status(self, now: float) -> dict:
@@ -197,7 +209,9 @@ class Daemon:
         return {**self.meter.status(now), **self.site.green_service.status(self.meter.latest())}
 
     def _extra_state(self) -> dict:
-        return {"link": self.link_status(), "green": self.green_status(self.clock.monotonic()),
+        now = self.clock.monotonic()
+        return {"link": self.link_status(), "green": self.green_status(now),
+                "inverter": self.inverter.status(now) if self.inverter else None,
                 "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:

@@ -22,3 +22,19 @@ def ipc_dir(tmp_path):
     path = free_ipc_dir(tmp_path)
     yield path
     remove_queue_for(path)
+
+
+@pytest.fixture
+def pi30_sim(tmp_path):
+    """A simulated PI30 inverter on a pty (symlink tmp_path/ttyPI30): battery 66 %, 1500 W of
+    PV, a 500 W load, held still (one step an hour). Yields (simulator, port path)."""
+    from TWCManager.sim.pi30 import Pi30Model, Pi30Simulator
+    from TWCManager.sim.runner import open_pty
+
+    pty = open_pty(str(tmp_path / "ttyPI30"))
+    model = Pi30Model(soc_pct=66.0, pv_w=lambda t: 1500.0, load_w=lambda t: 500.0)
+    model.step(1.0)
+    sim = Pi30Simulator(model, pty.master_fd, step_s=3600).start()
+    yield sim, pty.link_path
+    sim.stop()
+    pty.close()

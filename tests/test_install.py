@@ -37,7 +37,8 @@ def tree(dest: Path) -> dict[str, bytes]:
 def test_staged_layout(staged):
     for rel in ("opt/twcmanager/TWCManager/daemon.py", "opt/twcmanager/www/__init__.py",
                 "opt/twcmanager/venv/bin/python", "usr/local/bin/twcmanager",
-                "usr/local/bin/solaredge", "usr/local/bin/twcmanager-web",
+                "usr/local/bin/solaredge", "usr/local/bin/pi30",
+                "usr/local/bin/twcmanager-web",
                 "usr/local/bin/twcmanager-ctl", "etc/twcmanager/twcmanager.toml",
                 "etc/systemd/system/twcmanager.service",
                 "etc/systemd/system/twcmanager-web.service",
@@ -49,6 +50,7 @@ def test_staged_layout(staged):
     assert 'file = "/var/lib/twcmanager/TWCManagerSettings.txt"' in config
     rules = (staged / "etc/udev/rules.d/99-twcmanager.rules").read_text()
     assert 'SYMLINK+="ttyTWC"' in rules and 'MODE="0660"' in rules and "0777" not in rules
+    assert 'ATTRS{idVendor}=="0665", ATTRS{idProduct}=="5161", SYMLINK+="hidPI30"' in rules
     unit = (staged / "etc/systemd/system/twcmanager.service").read_text()
     assert "Restart=always" in unit and "User=twcmanager" in unit
     web = (staged / "etc/systemd/system/twcmanager-web.service").read_text()
@@ -78,6 +80,7 @@ def test_second_run_is_idempotent_and_keeps_the_config(staged):
     (["usr/local/bin/twcmanager-web", "--help"], "--port"),
     (["usr/local/bin/twcmanager-ctl", "--help"], "usage"),
     (["usr/local/bin/solaredge", "-h"], "-grid"),
+    (["usr/local/bin/pi30", "--help"], "charger-priority"),
 ])
 def test_staged_commands_run(staged, command, expect, tmp_path):
     # From another directory, so nothing comes from the checkout by accident.

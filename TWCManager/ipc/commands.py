@@ -180,6 +180,18 @@ def _set_debug_level(arg: str, home: Home, ctx: Context) -> Reply:
     return Reply()
 
 
+def _inverter_priority(what: str) -> Callable[[str, Home, Context], Reply]:
+    def handler(arg: str, home: Home, ctx: Context) -> Reply:
+        if ctx.inverter is None:
+            raise BadRequest("no PI30 inverter configured ([pi30] port)")
+        try:
+            ctx.inverter.request(what, arg.strip(), "IPC request")
+        except ValueError as exc:
+            raise BadRequest(f"inverter {exc}") from None
+        return Reply()
+    return handler
+
+
 def _car_api(arg: str, home: Home, ctx: Context) -> Reply:
     raise BadRequest("carApiEmailPassword: the Tesla owner API is not supported "
                      "(retired by Tesla; decisions §5)")
@@ -202,6 +214,10 @@ COMMANDS: dict[str, Command] = {
     "setMasterHeartbeatData": Command(_set_heartbeat_data, arg=ARG),
     "setDebugLevel": Command(_set_debug_level, arg=ARG),
     "carApiEmailPassword": Command(_car_api, arg=EITHER),
+    # New (issue 11): applied by the PI30 poller between two readings, written only if it
+    # differs, read back; the outcome is in getStatusJson's "inverter".
+    "setInverterOutputPriority": Command(_inverter_priority("output-priority"), arg=ARG),
+    "setInverterChargerPriority": Command(_inverter_priority("charger-priority"), arg=ARG),
 }
 
 

@@ -35,6 +35,7 @@ class Context:
     send: Callable[[bytes], None]               # write a frame to the bus
     extra_state: Callable[[], dict] = dict      # link, green source … (edges' own status)
     green_history: Callable[[], list] = list    # one sample a minute, for the chart
+    inverter: object | None = None              # the PI30 poller (pi30.source), if any
 
 
 def hhmm(minutes: int) -> str:

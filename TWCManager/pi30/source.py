@@ -1,0 +1,119 @@
+"""The daemon's PI30 poller (edge): one thread reads the inverter every `interval_s` and applies
+the priority changes asked for over IPC between two readings, so every exchange on the port is
+serialised (and each holds the port's flock against the `pi30` command too).
+
+The last good reading is kept with its time; once older than `stale_after_s` the status says
+`stale` and shows no figures: a dead link is never shown as 0 W or 0 %.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable
+
+from .codec import ParseError
+from .inverter import SETTINGS, read_status, set_priority
+from .link import LinkError, Pi30Link
+
+log = logging.getLogger("TWCManager.pi30")
+
+OK, FAILING, STALE = "ok", "failing", "stale"
+MAX_PENDING = 8
+
+
+class Pi30Source:
+    def __init__(self, link: Pi30Link, interval_s: float, *, stale_after_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.link = link
+        self.interval_s = interval_s
+        self.stale_after_s = stale_after_s or 3 * interval_s
+        self._clock, self._wall = clock, wall
+        self._lock = threading.Lock()
+        self._latest: tuple[dict, float, float] | None = None   # figures, at, at_wall
+        self.last_error: str | None = None
+        self.last_change: str | None = None
+        self._requests: queue.Queue[tuple[str, str, str]] = queue.Queue(MAX_PENDING)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pi30", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+        self.link.close()
+
+    def request(self, what: str, value: str, reason: str) -> None:
+        """Ask for a priority change (applied by the poller's thread); ValueError if invalid."""
+        if what not in SETTINGS or value not in SETTINGS[what][2]:
+            raise ValueError(f"{what} {value!r}: expected one of "
+                             + ", ".join(SETTINGS.get(what, (None, None, ()))[2]))
+        try:
+            self._requests.put_nowait((what, value, reason))
+        except queue.Full:
+            raise ValueError("too many inverter changes waiting; try again") from None
+        self._wake.set()
+
+    # ------------------------------------------------------------------ thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._apply_requests()
+            self.poll_once()
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+
+    def _apply_requests(self) -> None:
+        while True:
+            try:
+                what, value, reason = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done = set_priority(self.link, what, value)
+            except (LinkError, ParseError) as exc:
+                log.error("Inverter %s %s (%s) failed: %s", what, value, reason, exc)
+                with self._lock:
+                    self.last_error = str(exc)
+                continue
+            log.info("Inverter: %s (%s)", done, reason)
+            self.last_change = f"{done} ({reason})"
+
+    def poll_once(self) -> dict | None:
+        try:
+            figures = read_status(self.link)
+        except (LinkError, ParseError) as exc:
+            with self._lock:
+                first = self.last_error is None
+                self.last_error = str(exc)
+            if first:
+                log.error("Inverter reading failed: %s", exc)
+            return None
+        with self._lock:
+            recovered = self.last_error is not None and self._latest is not None
+            self._latest = (figures, self._clock(), self._wall())
+            self.last_error = None
+        if recovered:
+            log.info("Inverter answers again")
+        return figures
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, now: float) -> dict:
+        """The figures of the last good reading while fresh, with the state and times."""
+        with self._lock:
+            latest, error = self._latest, self.last_error
+        fresh = latest is not None and now - latest[1] <= self.stale_after_s
+        state = OK if fresh and error is None else FAILING if fresh else STALE
+        figures = dict(latest[0]) if fresh else {}
+        return {"state": state, "port": self.link.port,
+                "last_update_at": latest[2] if latest else None, "last_error": error,
+                "last_change": self.last_change, **figures}
