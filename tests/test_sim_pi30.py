@@ -16,6 +16,7 @@ from TWCManager.pi30.link import NoAnswer, Pi30Link, Refused
 from TWCManager.sim.pi30 import Pi30Model, Pi30Simulator
 from TWCManager.sim.runner import open_pty
 
+from .test_pi30_link import _answers
 from .util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,10 +154,3 @@ def test_unplugged_then_plugged_back_the_link_reopens(tmp_path):
     finally:
         link.close()
         sim.stop()
-
-
-def _answers(link) -> bool:
-    try:
-        return link.exchange("QPI") == "PI30"
-    except NoAnswer:
-        return False

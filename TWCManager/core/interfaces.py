@@ -14,6 +14,11 @@ FAILING = "failing"   # the last attempts failed, the last good reading is still
 STALE = "stale"       # no valid reading for stale_after_s: green tracking offers 0 A
 
 
+def reading_state(fresh: bool, error: str | None) -> str:
+    """A polled source's state: its last good reading still fresh, and the last attempt ok."""
+    return OK if fresh and error is None else FAILING if fresh else STALE
+
+
 @dataclass(frozen=True)
 class MeterReading:
     """One reading of the site meter."""

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from ..core.interfaces import FAILING, OK, STALE, MeterReading
+from ..core.interfaces import MeterReading, reading_state
 
 log = logging.getLogger("TWCManager.green")
 
@@ -86,7 +86,6 @@ class CommandSource:
         self._announced: str | None = None   # the kind of problem last logged
         self.last_attempt_at: float | None = None
         self.failing_since_wall: float | None = None
-        self.started_at = clock()
         self.reads = 0
         self.failures = 0
         self._proc: subprocess.Popen | None = None
@@ -174,9 +173,8 @@ class CommandSource:
         with self._lock:
             latest, error, since = self._latest, self.last_error, self.failing_since_wall
         fresh = latest is not None and now - latest.at <= self.stale_after_s
-        state = OK if fresh and error is None else FAILING if fresh else STALE
         return {
-            "state": state,
+            "state": reading_state(fresh, error),
             "command": self.command,
             "last_reading_at": latest.at_wall if latest else None,
             "last_error": error,

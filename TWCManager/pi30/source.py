@@ -13,13 +13,13 @@ import threading
 import time
 from typing import Callable
 
+from ..core.interfaces import reading_state
 from .codec import ParseError
 from .inverter import SETTINGS, read_status, set_priority
 from .link import LinkError, Pi30Link
 
 log = logging.getLogger("TWCManager.pi30")
 
-OK, FAILING, STALE = "ok", "failing", "stale"
 MAX_PENDING = 8
 
 
@@ -112,8 +112,7 @@ class Pi30Source:
         with self._lock:
             latest, error = self._latest, self.last_error
         fresh = latest is not None and now - latest[1] <= self.stale_after_s
-        state = OK if fresh and error is None else FAILING if fresh else STALE
         figures = dict(latest[0]) if fresh else {}
-        return {"state": state, "port": self.link.port,
+        return {"state": reading_state(fresh, error), "port": self.link.port,
                 "last_update_at": latest[2] if latest else None, "last_error": error,
                 "last_change": self.last_change, **figures}
