@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, request, session
 from werkzeug.security import check_password_hash
 
-from TWCManager.config import WebConfig, is_ip_literal
+from TWCManager.config import WebConfig
+from TWCManager.config_checks import is_ip_literal
 
 CSRF_FIELD = "csrf_token"
 AUTH_CACHE_TTL_S = 8 * 3600   # a working day; then the password is checked again
