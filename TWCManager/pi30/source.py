@@ -29,7 +29,9 @@ class Pi30Source:
                  wall: Callable[[], float] = time.time) -> None:
         self.link = link
         self.interval_s = interval_s
-        self.stale_after_s = stale_after_s or 3 * interval_s
+        # Three polls missed, and never before the poll under way has had its timeout: a
+        # reading must not turn stale while the failure that explains it is still pending.
+        self.stale_after_s = stale_after_s or 3 * interval_s + link.timeout_s
         self._clock, self._wall = clock, wall
         self._lock = threading.Lock()
         self._latest: tuple[dict, float, float] | None = None   # figures, at, at_wall
