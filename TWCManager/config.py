@@ -106,6 +106,8 @@ class WebConfig:
     # Host names the pages answer to besides IP addresses, localhost and this machine's names
     # (DNS rebinding defence, www/security.py); ".example.net" includes subdomains, "*" = any.
     allowed_hosts: tuple[str, ...] = ()
+    # A file with the bearer token /api/v1/ requires; empty = none (read by www/security.py).
+    api_token_file: str = ""
 
 
 @dataclass(frozen=True)

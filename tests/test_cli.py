@@ -49,12 +49,18 @@ def stop(proc, timeout_s=10):
             proc.wait()
 
 
-def test_demo_runs_the_daemon_against_a_simulated_twc():
+def test_demo_runs_the_daemon_against_a_simulated_twc_and_pi30():
     proc = start(["--demo"])
     out = Output(proc)
     try:
         assert wait_until(lambda: len([l for l in out.lines if ": SHB 032E: " in l]) >= 3,
                           timeout_s=20), out.text()
+        # The second seed's inverter is polled too: its state reaches the web app's API.
+        port = int(re.search(r"Web page: http://127.0.0.1:(\d+)/", out.text()).group(1))
+        assert wait_until(lambda: (inverter_state(port) or {}).get("state") == "ok",
+                          timeout_s=30), out.text()
+        figures = inverter_state(port)
+        assert figures["output_priority"] == "sbu" and 0 < figures["battery_soc_pct"] <= 100
     finally:
         code = stop(proc)
     text = out.text()
@@ -64,6 +70,18 @@ def test_demo_runs_the_daemon_against_a_simulated_twc():
     demo_dir = re.search(r"on (/\S+)/ttyTWC", text).group(1)
     assert not Path(demo_dir).exists()  # cleaned up
     assert "Traceback" not in text
+
+
+def inverter_state(port: int) -> dict | None:
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/getInverterStatus",
+                                    timeout=3) as response:
+            return json.load(response)
+    except OSError:
+        return None
 
 
 def test_min_above_wiring_is_refused_at_start(tmp_path):

@@ -74,4 +74,7 @@ def test_a_bad_priority_is_refused_with_the_choices():
     with pytest.raises(BadRequest, match="expected one of utility, solar, sbu"):
         handle_request("setInverterOutputPriority=battery", make_home(), ctx)
     handle_request("setInverterChargerPriority=solar-only", make_home(), ctx)
-    assert source._requests.get_nowait() == ("charger-priority", "solar-only", "IPC request")
+    change = source._requests.get_nowait()
+    assert (change["what"], change["value"], change["reason"], change["state"]) == (
+        "charger-priority", "solar-only", "IPC request", "pending")
+    assert source.status(0.0)["changes"] == [change]

@@ -47,7 +47,11 @@ def main(argv=None) -> int:
 
     from . import create_app
 
-    app = create_app(cfg)
+    try:
+        app = create_app(cfg)
+    except ConfigError as exc:     # e.g. an unreadable api_token_file: never serve it open
+        print(f"www: configuration error: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("www").info("Serving on http://%s:%d/", cfg.web.host, cfg.web.port)
     # No form or API body here comes near 1 MiB; waitress would otherwise buffer up to 1 GiB.
     serve(app, host=cfg.web.host, port=cfg.web.port, threads=args.threads,

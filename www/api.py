@@ -68,6 +68,12 @@ def get_green_status():
     return jsonify(_json_query("getGreenStatus"))
 
 
+@bp.get("/getInverterStatus")
+def get_inverter_status():
+    """The PI30's figures (none when stale), state and asked changes; null without one."""
+    return jsonify(_json_query("getInverterStatus"))
+
+
 @bp.get("/getGreenHistory")
 def get_green_history():
     """One sample a minute for the last hours: t, solar_w, house_w, car_w, grid_w."""
@@ -117,7 +123,7 @@ def get_slave_twcs():
 MAX_JSON_BODY_BYTES = 64 * 1024   # chargeNow's body is ~50 bytes
 
 
-def _json_body() -> dict:
+def json_body() -> dict:
     """The request's JSON object, parsed strictly: every malformed body is a 4xx with a
     message, never a 500 (NaN, Infinity, 1e309, deep nesting, huge bodies)."""
     # JSON only: a cross-site HTML form cannot send it without a CORS preflight.
@@ -179,7 +185,7 @@ def _positive_int(body: dict, key: str, maximum: int) -> int:
 
 @bp.post("/chargeNow")
 def charge_now():
-    body = _json_body()
+    body = json_body()
     rate = _positive_int(body, "chargeNowRate", 240)
     duration = _positive_int(body, "chargeNowDuration", 7 * 24 * 3600)
     commands(f"chargeNow={rate},{duration}")

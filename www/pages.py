@@ -57,8 +57,13 @@ _WHITESPACE = re.compile(r"[ \r\n\t]")    # what the original stripped from hex 
 
 @bp.get("/")
 def dashboard():
-    # Static shell; the numbers come from TWCapi.php?GetStatus=1 every 2 s (jQuery).
-    return render_template("dashboard.html")
+    # A shell; the numbers come from TWCapi.php?GetStatus=1 every 2 s (jQuery), the sun's
+    # and the inverter's from /api/getGreenStatus and /api/getInverterStatus.
+    from .inverter import choices
+
+    forms = [("output-priority", "Output priority", choices("output-priority")),
+             ("charger-priority", "Charger priority", choices("charger-priority"))]
+    return _no_cache(render_template("dashboard.html", inverter_forms=forms))
 
 
 @bp.errorhandler(DaemonUnavailable)

@@ -16,6 +16,11 @@ one hash check, whether the name matched or not, so timing does not tell a right
 a wrong one; and only one check runs at a time (a lock), so a flood of wrong passwords
 queues (each waitress thread waits its turn) instead of taking 30 MiB per thread.
 
+Bearer token (`[web] api_token_file`, decisions §6.1): once set, every /api/v1/ request must
+carry `Authorization: Bearer <token>` (401 otherwise), and basic auth no longer applies there,
+as Home Assistant sends one Authorization header. The file is read at start; a missing or
+empty file stops the web app rather than leaving the API open.
+
 Old bookmarks (`/TWCapi.php?Boost=1`) change state with a GET, so a token cannot
 protect them; browsers say where a request comes from (`Sec-Fetch-Site`, `Origin`),
 and a cross-site one is refused. Forms also carry a per-session token.
@@ -39,6 +44,7 @@ from TWCManager.config import WebConfig
 from TWCManager.config_checks import is_ip_literal
 
 CSRF_FIELD = "csrf_token"
+API_V1_PREFIX = "/api/v1/"
 AUTH_CACHE_TTL_S = 8 * 3600   # a working day; then the password is checked again
 HOST_LOG_INTERVAL_S = 60.0    # at most one "Host refused" log line a minute
 
@@ -50,8 +56,11 @@ def install(app: Flask, web: WebConfig) -> None:
     app.extensions["twc_hosts"] = hosts
     # Registered first: a refused Host is answered before auth and before any route.
     app.before_request(hosts.before_request)
+    bearer = BearerToken(read_token_file(web.api_token_file)) if web.api_token_file else None
+    if bearer:
+        app.before_request(bearer.before_request)
     if web.username:
-        auth = BasicAuth(web.username, web.password_hash)
+        auth = BasicAuth(web.username, web.password_hash, skip_api_v1=bearer is not None)
         app.extensions["twc_auth"] = auth
         app.before_request(auth.before_request)
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -117,6 +126,42 @@ class HostCheck:
                    "the web pages.")
 
 
+# ------------------------------------------------------------------------ bearer token
+
+def read_token_file(path: str) -> bytes:
+    """The API token: the file's first line. ConfigError when unreadable or empty."""
+    from TWCManager.config import ConfigError
+
+    try:
+        with open(path, "rb") as handle:
+            token = handle.read(4096).split(b"\n", 1)[0].strip()
+    except OSError as exc:
+        raise ConfigError(f"web.api_token_file: cannot read {path}: {exc.strerror}") from None
+    if len(token) < 16:
+        raise ConfigError(f"web.api_token_file: {path} holds no token of 16 characters or "
+                          "more; make one with: openssl rand -hex 32")
+    return token
+
+
+class BearerToken:
+    """/api/v1/ only with `Authorization: Bearer <token>`."""
+
+    def __init__(self, token: bytes) -> None:
+        self.token = token
+
+    def before_request(self):
+        if not request.path.startswith(API_V1_PREFIX):
+            return None
+        kind, _, sent = request.headers.get("Authorization", "").partition(" ")
+        # Bytes: compare_digest raises TypeError on non-ASCII str.
+        if kind.lower() == "bearer" and hmac.compare_digest(
+                sent.strip().encode("utf-8", "surrogatepass"), self.token):
+            return None
+        return Response('{"error": "send Authorization: Bearer <token> ([web] api_token_file)"}\n',
+                        401, {"WWW-Authenticate": 'Bearer realm="TWCManager"',
+                              "Content-Type": "application/json"})
+
+
 # ------------------------------------------------------------------------ basic auth
 
 class BasicAuth:
@@ -126,7 +171,8 @@ class BasicAuth:
     and for anyone wondering where the CPU goes."""
 
     def __init__(self, username: str, password_hash: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, skip_api_v1: bool = False) -> None:
+        self.skip_api_v1 = skip_api_v1     # the bearer token guards /api/v1/ instead
         self.username_bytes = username.encode("utf-8")
         self.password_hash = password_hash
         self.clock = clock
@@ -141,6 +187,8 @@ class BasicAuth:
         self.max_concurrent_checks = 0
 
     def before_request(self):
+        if self.skip_api_v1 and request.path.startswith(API_V1_PREFIX):
+            return None
         auth = request.authorization
         if auth is not None and auth.type == "basic" \
                 and self.check(auth.username or "", auth.password or ""):

@@ -89,6 +89,12 @@ def _get_green_status(arg: str, home: Home, ctx: Context) -> Reply:
                  packets=True)
 
 
+def _get_inverter_status(arg: str, home: Home, ctx: Context) -> Reply:
+    # The PI30's last good figures (none once stale), its state, and the asked changes.
+    status = ctx.inverter.status(ctx.now) if ctx.inverter is not None else None
+    return Reply(json.dumps(status, separators=(",", ":")), packets=True)
+
+
 def _get_green_history(arg: str, home: Home, ctx: Context) -> Reply:
     return Reply(json.dumps(ctx.green_history(), separators=(",", ":")), packets=True)
 
@@ -204,6 +210,7 @@ COMMANDS: dict[str, Command] = {
     "getStatusJson": Command(_get_status_json, query=True, packets=True),
     "getGreenStatus": Command(_get_green_status, query=True, packets=True),
     "getGreenHistory": Command(_get_green_history, query=True, packets=True),
+    "getInverterStatus": Command(_get_inverter_status, query=True, packets=True),
     "ping": Command(_ping, arg=ARG, query=True),
     "chargeNow": Command(_charge_now, arg=EITHER),
     "chargeNowCancel": Command(_charge_now_cancel),

@@ -7,10 +7,12 @@ The last good reading is kept with its time; once older than `stale_after_s` the
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from ..core.interfaces import reading_state
@@ -21,6 +23,7 @@ from .link import LinkError, Pi30Link
 log = logging.getLogger("TWCManager.pi30")
 
 MAX_PENDING = 8
+KEPT_CHANGES = 8      # the outcomes shown in the status, newest last
 
 
 class Pi30Source:
@@ -37,7 +40,10 @@ class Pi30Source:
         self._latest: tuple[dict, float, float] | None = None   # figures, at, at_wall
         self.last_error: str | None = None
         self.last_change: str | None = None
-        self._requests: queue.Queue[tuple[str, str, str]] = queue.Queue(MAX_PENDING)
+        self._requests: queue.Queue[dict] = queue.Queue(MAX_PENDING)
+        # Each asked change and its outcome, so a web form can tell the user what happened.
+        self._changes: deque[dict] = deque(maxlen=KEPT_CHANGES)
+        self._ids = itertools.count(1)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,16 +59,22 @@ class Pi30Source:
             self._thread.join(timeout_s)
         self.link.close()
 
-    def request(self, what: str, value: str, reason: str) -> None:
-        """Ask for a priority change (applied by the poller's thread); ValueError if invalid."""
+    def request(self, what: str, value: str, reason: str) -> int:
+        """Ask for a priority change (applied by the poller's thread); ValueError if invalid.
+        Returns the change's id; its outcome appears under that id in `status()["changes"]`."""
         if what not in SETTINGS or value not in SETTINGS[what][2]:
             raise ValueError(f"{what} {value!r}: expected one of "
                              + ", ".join(SETTINGS.get(what, (None, None, ()))[2]))
-        try:
-            self._requests.put_nowait((what, value, reason))
-        except queue.Full:
-            raise ValueError("too many inverter changes waiting; try again") from None
+        with self._lock:
+            change = {"id": next(self._ids), "what": what, "value": value, "reason": reason,
+                      "state": "pending", "message": None}
+            try:
+                self._requests.put_nowait(change)
+            except queue.Full:
+                raise ValueError("too many inverter changes waiting; try again") from None
+            self._changes.append(change)
         self._wake.set()
+        return change["id"]
 
     # ------------------------------------------------------------------ thread
 
@@ -76,18 +88,22 @@ class Pi30Source:
     def _apply_requests(self) -> None:
         while True:
             try:
-                what, value, reason = self._requests.get_nowait()
+                change = self._requests.get_nowait()
             except queue.Empty:
                 return
+            what, value, reason = change["what"], change["value"], change["reason"]
             try:
                 done = set_priority(self.link, what, value)
             except (LinkError, ParseError) as exc:
                 log.error("Inverter %s %s (%s) failed: %s", what, value, reason, exc)
                 with self._lock:
                     self.last_error = str(exc)
+                    change.update(state="failed", message=str(exc))
                 continue
             log.info("Inverter: %s (%s)", done, reason)
-            self.last_change = f"{done} ({reason})"
+            with self._lock:
+                self.last_change = f"{done} ({reason})"
+                change.update(state="done", message=done)
 
     def poll_once(self) -> dict | None:
         try:
@@ -113,8 +129,9 @@ class Pi30Source:
         """The figures of the last good reading while fresh, with the state and times."""
         with self._lock:
             latest, error = self._latest, self.last_error
+            changes = [dict(change) for change in self._changes]
         fresh = latest is not None and now - latest[1] <= self.stale_after_s
         figures = dict(latest[0]) if fresh else {}
         return {"state": reading_state(fresh, error), "port": self.link.port,
                 "last_update_at": latest[2] if latest else None, "last_error": error,
-                "last_change": self.last_change, **figures}
+                "last_change": self.last_change, "changes": changes, **figures}

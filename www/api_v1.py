@@ -1,0 +1,58 @@
+"""`/api/v1/` for Home Assistant and scripts (decisions.md §6.1): `GET state`, and a POST per
+command a user has on the web page. JSON bodies are parsed strictly (api.json_body); with
+`[web] api_token_file` set, security.BearerToken guards the whole prefix.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from . import inverter
+from .api import BadInput, json_body
+from .daemon_link import DaemonUnavailable, get_status_json
+from .state_v1 import api_state
+
+bp = Blueprint("api_v1", __name__)
+
+# Outcome of an inverter change -> HTTP status: refused or unreachable is the inverter's
+# failure (502), not asked-and-waiting (202), and no inverter is the wrong request (409).
+OUTCOME_STATUS = {inverter.DONE: 200, inverter.PENDING: 202, inverter.FAILED: 502,
+                  inverter.ABSENT: 409}
+
+
+@bp.errorhandler(DaemonUnavailable)
+def _unavailable(exc):
+    return jsonify(error="TWCManager is not responding", detail=str(exc)), 503
+
+
+@bp.errorhandler(BadInput)
+def _bad_input(exc):
+    return jsonify(error=str(exc)), exc.status
+
+
+@bp.get("/state")
+def state():
+    return jsonify(api_state(get_status_json()))
+
+
+@bp.post("/inverter/output_priority")
+def output_priority():
+    return _priority("output-priority")
+
+
+@bp.post("/inverter/charger_priority")
+def charger_priority():
+    return _priority("charger-priority")
+
+
+def _priority(what: str):
+    value = json_body().get("value")
+    if not isinstance(value, str):
+        raise BadInput(f'send {{"value": …}} with one of {", ".join(inverter.choices(what))}')
+    try:
+        outcome = inverter.change_priority(what, value)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    body = {"status": outcome.state, "message": outcome.message}
+    if outcome.state in (inverter.FAILED, inverter.ABSENT):
+        body["error"] = outcome.message
+    return jsonify(body), OUTCOME_STATUS[outcome.state]

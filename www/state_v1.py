@@ -1,0 +1,90 @@
+"""`GET /api/v1/state` (decisions.md §6.1): the daemon's getStatusJson as one flat object for
+Home Assistant and scripts. Pure: a function of that JSON, so a test needs no daemon.
+
+Numbers are numbers, units are in the key names, and a figure is `null` when it is unknown or
+stale: Home Assistant then shows "unknown", never a stale value as if it were current.
+"""
+from __future__ import annotations
+
+from TWCManager.twc.messages import STATE_NAMES
+
+STALE = "stale"
+
+# The inverter's figures as /api/v1/state names them (left: getStatusJson's "inverter").
+INVERTER_FIGURES = {
+    "battery_soc_pct": "battery_soc_pct",
+    "battery_v": "battery_v",
+    "battery_w": "battery_w",              # + = charging
+    "pv_w": "inverter_pv_w",
+    "ac_out_w": "inverter_load_w",
+    "grid_v": "inverter_grid_v",
+    "mode": "inverter_mode",
+    "mode_name": "inverter_mode_name",
+    "output_priority": "inverter_output_priority",
+    "charger_priority": "inverter_charger_priority",
+    "warnings": "inverter_warnings",
+}
+
+
+def api_state(status: dict) -> dict:
+    green = status.get("green") or {}
+    sun_known = bool(green) and green.get("state") != STALE
+    tariff = status.get("tariff") or {}
+    return {
+        "time": status.get("server_time"),
+        "mode": status.get("pool_source"),
+        "reason": status.get("pool_reason"),
+        "pool_amps": status.get("pool_amps"),
+        "charge_now_amps": status.get("charge_now_amps"),
+        "charge_now_until": status.get("charge_now_until"),
+        "wiring_max_amps_all_twcs": status.get("wiring_max_amps_all_twcs"),
+        "solar_w": green.get("solar_w") if sun_known else None,
+        "grid_w": green.get("grid_w") if sun_known else None,   # + = export
+        "house_w": _not_negative(green.get("house_w")) if sun_known else None,
+        "car_w": _car_w(status),
+        "meter_state": green.get("state"),
+        "meter_reading_at": green.get("last_reading_at"),
+        # Filled once a tariff is configured (issue 12); null until then.
+        "tempo_today": tariff.get("tempo_today"),
+        "tempo_tomorrow": tariff.get("tempo_tomorrow"),
+        "price_eur_kwh": tariff.get("price_eur_kwh"),
+        **_inverter(status.get("inverter")),
+        "chargers": [_charger(unit) for unit in status.get("slaves", [])],
+    }
+
+
+def _not_negative(watts):
+    # A house never feeds power in: a negative figure is a timing mismatch, not a reading.
+    return None if watts is None else max(watts, 0)
+
+
+def _car_w(status: dict):
+    watts_per_amp = status.get("watts_per_amp")
+    if not watts_per_amp:
+        return None
+    return round(sum(unit["actual_amps"] for unit in status.get("slaves", [])) * watts_per_amp)
+
+
+def _inverter(inverter: dict | None) -> dict:
+    """The PI30's figures, all null when there is none or its reading is stale."""
+    inverter = inverter or {}
+    figures = {name: inverter.get(key) for key, name in INVERTER_FIGURES.items()}
+    figures["inverter_state"] = inverter.get("state")        # null: no inverter configured
+    figures["inverter_reading_at"] = inverter.get("last_update_at")
+    figures["inverter_error"] = inverter.get("last_error")
+    return figures
+
+
+def _charger(unit: dict) -> dict:
+    volts = unit.get("volts")
+    return {
+        "id": unit["twcid"],
+        "state": unit["state"],
+        "state_name": STATE_NAMES.get(unit["state"], "unknown"),
+        "amps_offered": unit["offered_amps"],
+        "amps_drawn": unit["actual_amps"],
+        "amps_max": unit["max_amps"],
+        "volts": volts,
+        "lifetime_kwh": unit.get("kwh"),
+        "seconds_since_heard": unit.get("seconds_since_heard"),
+    }
