@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if demo:
             demo.start(cfg)
-        daemon = Daemon(cfg)
+        try:
+            daemon = Daemon(cfg)
+        except ConfigError as exc:     # e.g. an unreadable secret file
+            print(f"TWCManager: configuration error: {exc}", file=sys.stderr)
+            return 2
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: daemon.stop())
         daemon.run()

@@ -70,6 +70,9 @@ class GreenConfig:
     # Raise: a surplus above the amps offered must last this long before the offer rises
     # (a raise below 16 A goes through the 16 A spike; a 2 s meter sees every ramp's noise).
     raise_delay_s: float = 6.0
+    # "solar": never buy grid power to follow the sun; "cheapest": weigh a grid kWh at the
+    # tariff's price against the sun kWh it keeps (needs [tariff]) — decisions.md §6.2.
+    mode: str = "solar"
 
     @property
     def watts_per_amp(self) -> float:
@@ -129,6 +132,46 @@ class Pi30Config:
 
 
 @dataclass(frozen=True)
+class TariffConfig:
+    kind: str = "none"                  # "none" (round 1 behaviour) or "tempo"
+    # Paris local time; the Tempo day runs from day_start to the next day's day_start.
+    offpeak_start: str = "22:00"
+    offpeak_end: str = "06:00"
+    day_start: str = "06:00"
+    # EUR/kWh incl. taxes (regulated prices from 1 August 2026); update at each decision.
+    blue_peak_eur_kwh: float = 0.1654
+    blue_offpeak_eur_kwh: float = 0.1356
+    white_peak_eur_kwh: float = 0.1921
+    white_offpeak_eur_kwh: float = 0.1536
+    red_peak_eur_kwh: float = 0.7295
+    red_offpeak_eur_kwh: float = 0.1615
+    export_eur_kwh: float = 0.04
+
+
+@dataclass(frozen=True)
+class TempoConfig:
+    source: str = "manual"              # "rte" (the API, needs an account) or "manual"
+    rte_url: str = "https://digital.iservices.rte-france.com"
+    client_id: str = ""
+    client_secret_file: str = ""        # one line: the application's secret
+    cache_file: str = "/var/lib/twcmanager/tempo.json"
+    poll_interval_s: float = 1800.0     # while tomorrow is unknown
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class BatteryConfig:
+    # Let the plan set the PI30's priorities (writes the inverter's EEPROM, only on change).
+    automate: bool = False
+    capacity_kwh: float = 5.0
+    min_soc_pct: float = 20.0           # the reserve SBU keeps (its back-to-grid point)
+    peak_load_kwh: float = 6.0          # the inverter's load over a 06:00-22:00 peak
+    sbu_on_white: bool = False          # also carry the load on white peaks
+    normal_output_priority: str = "utility"
+    forecast_share: float = 0.8         # of the day's forecast sun that reaches the load
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # empty = no log file
     level: str = "info"
@@ -149,6 +192,9 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     solaredge: SolarEdgeConfig = field(default_factory=SolarEdgeConfig)
     pi30: Pi30Config = field(default_factory=Pi30Config)
+    tariff: TariffConfig = field(default_factory=TariffConfig)
+    tempo: TempoConfig = field(default_factory=TempoConfig)
+    battery: BatteryConfig = field(default_factory=BatteryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -156,7 +202,8 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
-    "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "log": LogConfig,
+    "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "tariff": TariffConfig,
+    "tempo": TempoConfig, "battery": BatteryConfig, "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.

@@ -134,6 +134,7 @@ def check_ranges(cfg: Config) -> list[str]:
         if not getattr(p, key) > 0:
             e.append(f"pi30.{key} = {getattr(p, key)}: expected a positive number of seconds")
 
+    e += _tariff_problems(cfg)
     if cfg.log.level.lower() not in LEVELS:
         e.append(f"log.level = {cfg.log.level!r}: not a logging level; expected one of "
                  + ", ".join(LEVELS))
@@ -141,4 +142,62 @@ def check_ranges(cfg: Config) -> list[str]:
         e.append(f"log.max_bytes = {cfg.log.max_bytes}: expected 0 (no rotation) or more bytes")
     if cfg.log.backups < 0:
         e.append(f"log.backups = {cfg.log.backups}: expected 0 or more")
+    return e
+
+
+HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+PRICE_MAX_EUR_KWH = 10.0     # ten times a red peak kWh: anything above is a unit mistake
+
+
+def minutes_of(text: str) -> int:
+    """"HH:MM" (checked by check_ranges) as minutes after midnight."""
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _tariff_problems(cfg: Config) -> list[str]:
+    e: list[str] = []
+    t, tempo = cfg.tariff, cfg.tempo
+    if cfg.green.mode not in ("solar", "cheapest"):
+        e.append(f'green.mode = {cfg.green.mode!r}: expected "solar" or "cheapest"')
+    if t.kind not in ("none", "tempo"):
+        e.append(f'tariff.kind = {t.kind!r}: expected "none" or "tempo"')
+    for key in ("offpeak_start", "offpeak_end", "day_start"):
+        if not HHMM.fullmatch(getattr(t, key)):
+            e.append(f"tariff.{key} = {getattr(t, key)!r}: expected a time \"HH:MM\" "
+                     "(Paris local time, 24-hour)")
+    if t.offpeak_start == t.offpeak_end:
+        e.append("tariff.offpeak_start and offpeak_end are equal: the off-peak window is empty")
+    for key in ("blue_peak_eur_kwh", "blue_offpeak_eur_kwh", "white_peak_eur_kwh",
+                "white_offpeak_eur_kwh", "red_peak_eur_kwh", "red_offpeak_eur_kwh",
+                "export_eur_kwh"):
+        if not 0 <= getattr(t, key) <= PRICE_MAX_EUR_KWH:
+            e.append(f"tariff.{key} = {getattr(t, key)}: expected EUR per kWh, "
+                     f"0..{PRICE_MAX_EUR_KWH:g} (e.g. 0.1654)")
+    if tempo.source not in ("rte", "manual"):
+        e.append(f'tempo.source = {tempo.source!r}: expected "rte" or "manual"')
+    if t.kind == "tempo" and tempo.source == "rte":
+        if not tempo.client_id or not tempo.client_secret_file:
+            e.append("tempo.source = \"rte\" needs tempo.client_id and tempo.client_secret_file "
+                     "(an application on RTE's data portal)")
+        if not re.match(r"https?://[^/\s]+", tempo.rte_url):
+            e.append(f"tempo.rte_url = {tempo.rte_url!r}: expected a base URL such as "
+                     "https://digital.iservices.rte-france.com")
+    for key in ("poll_interval_s", "timeout_s"):
+        if not getattr(tempo, key) > 0:
+            e.append(f"tempo.{key} = {getattr(tempo, key)}: expected a positive number of seconds")
+    b = cfg.battery
+    if not 0 < b.capacity_kwh <= 1000:
+        e.append(f"battery.capacity_kwh = {b.capacity_kwh}: expected 0 < kWh <= 1000")
+    if not 0 <= b.min_soc_pct < 100:
+        e.append(f"battery.min_soc_pct = {b.min_soc_pct}: expected 0 <= % < 100")
+    if not 0 <= b.peak_load_kwh <= 1000:
+        e.append(f"battery.peak_load_kwh = {b.peak_load_kwh}: expected 0..1000 kWh")
+    if not 0 <= b.forecast_share <= 1:
+        e.append(f"battery.forecast_share = {b.forecast_share}: expected a share 0..1")
+    if b.normal_output_priority not in ("utility", "solar", "sbu"):
+        e.append(f"battery.normal_output_priority = {b.normal_output_priority!r}: expected "
+                 '"utility", "solar" or "sbu"')
+    if b.automate and (t.kind != "tempo" or not cfg.pi30.port):
+        e.append('battery.automate = true needs a PI30 ([pi30] port) and [tariff] kind = "tempo"')
     return e

@@ -22,6 +22,9 @@ from .ipc.status import Context, Home
 from .pi30.link import Pi30Link
 from .pi30.source import Pi30Source
 from .settings_file import SettingsSaveError, load_settings, save_settings
+from .plan import spec_from
+from .plan.runner import PlanRunner
+from .tariff.setup import tempo_from
 from .twc import bus
 from .twc.master import Master, MasterTiming
 
@@ -39,7 +42,9 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.settings_file = settings_path(cfg)
         settings, _problems = load_settings(self.settings_file)  # it logs them, once
-        self.site = site_from(cfg, settings, holds)
+        self.tempo = tempo_from(cfg, self.clock)
+        self.site = site_from(cfg, settings, holds,
+                              tariff=self.tempo.tariff if self.tempo else None)
         self.meter = meter or make_meter(cfg.green, clock=self.clock.monotonic,
                                          active=self._green_active)
         self.inbox: queue.Queue[tuple] = queue.Queue()
@@ -56,6 +61,10 @@ class Daemon:
             self.inverter = Pi30Source(
                 Pi30Link(p.port, porttype=p.porttype or None, baud=p.baud, timeout_s=p.timeout_s),
                 p.interval_s, clock=self.clock.monotonic)
+        self.plan: PlanRunner | None = None
+        if self.tempo:
+            self.plan = PlanRunner(self.tempo, spec_from(cfg), cfg.green.mode, self.inverter,
+                                   automate=cfg.battery.automate, now=self.clock.now)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
         self.ipc: ipc_server.IpcServer | None = None
@@ -115,6 +124,8 @@ class Daemon:
         self.meter.start()
         if self.inverter:
             self.inverter.start()
+        if self.tempo:
+            self.tempo.start()
         if self.ipc:
             self.ipc.start()
         try:
@@ -135,12 +146,16 @@ class Daemon:
                     except queue.Empty:
                         event = None
                 self._guarded(self._tick)
+                if self.plan:
+                    self._guarded(self.plan.step, self.clock.monotonic())
         finally:
             if self.ipc:
                 self.ipc.stop()
             self.meter.stop()
             if self.inverter:
                 self.inverter.stop()
+            if self.tempo:
+                self.tempo.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
@@ -201,7 +216,8 @@ class Daemon:
         return Context(now=now, now_wall_s=self.clock.now().timestamp(),
                        save_settings=self._save_settings,
                        send=lambda frame: self.link.write([frame]),
-                       extra_state=self._extra_state, inverter=self.inverter,
+                       extra_state=self._extra_state, inverter=self.inverter, tempo=self.tempo,
+                       plan=self.plan,
                        green_history=lambda: list(self.site.green_service.history.samples))
 
     def green_status(self, now: float) -> dict:
@@ -212,6 +228,8 @@ class Daemon:
         now = self.clock.monotonic()
         return {"link": self.link_status(), "green": self.green_status(now),
                 "inverter": self.inverter.status(now) if self.inverter else None,
+                "tariff": self.tempo.status() if self.tempo else None,
+                "plan": self.plan.status() if self.plan else None,
                 "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:

@@ -15,6 +15,9 @@ class FakeClock:
     def wall(self) -> datetime:
         return self.wall_time
 
+    def now(self) -> datetime:       # core.interfaces.Clock
+        return self.wall_time
+
     def advance(self, seconds: float) -> float:
         self.mono += seconds
         self.wall_time += timedelta(seconds=seconds)

@@ -392,3 +392,26 @@ def test_allowed_hosts_is_a_list_of_names(tmp_path):
 ])
 def test_bad_allowed_hosts_are_refused(tmp_path, value, fragment):
     assert fragment in error_of(tmp_path, f"[web]\nallowed_hosts = {value}\n")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[green]\nmode = "cheap"\n', "green.mode = 'cheap': expected \"solar\" or \"cheapest\""),
+    ('[tariff]\nkind = "hphc"\n', "tariff.kind = 'hphc': expected \"none\" or \"tempo\""),
+    ('[tariff]\noffpeak_start = "22h"\n', "tariff.offpeak_start = '22h': expected a time \"HH:MM\""),
+    ('[tariff]\nday_start = "24:00"\n', "tariff.day_start = '24:00': expected a time"),
+    ('[tariff]\noffpeak_start = "06:00"\noffpeak_end = "06:00"\n', "off-peak window is empty"),
+    ("[tariff]\nred_peak_eur_kwh = 729.5\n", "tariff.red_peak_eur_kwh = 729.5: expected EUR per kWh"),
+    ("[tariff]\nexport_eur_kwh = -0.1\n", "tariff.export_eur_kwh = -0.1: expected EUR per kWh"),
+    ('[tempo]\nsource = "linky"\n', "tempo.source = 'linky': expected \"rte\" or \"manual\""),
+    ('[tariff]\nkind = "tempo"\n[tempo]\nsource = "rte"\n', "needs tempo.client_id and"),
+    ('[tariff]\nkind = "tempo"\n[tempo]\nsource = "rte"\nclient_id = "a"\n'
+     'client_secret_file = "/s"\nrte_url = "ftp:/x"\n', "tempo.rte_url = 'ftp:/x': expected a base URL"),
+    ("[tempo]\npoll_interval_s = 0\n", "tempo.poll_interval_s = 0.0: expected a positive number"),
+    ("[battery]\ncapacity_kwh = 0\n", "battery.capacity_kwh = 0.0: expected 0 < kWh <= 1000"),
+    ("[battery]\nmin_soc_pct = 100\n", "battery.min_soc_pct = 100.0: expected 0 <= % < 100"),
+    ("[battery]\nforecast_share = 1.5\n", "battery.forecast_share = 1.5: expected a share 0..1"),
+    ('[battery]\nnormal_output_priority = "battery"\n', "battery.normal_output_priority = 'battery'"),
+    ("[battery]\nautomate = true\n", "battery.automate = true needs a PI30"),
+])
+def test_tariff_tempo_and_battery_ranges(tmp_path, text, fragment):
+    assert fragment in error_of(tmp_path, text)

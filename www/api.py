@@ -74,6 +74,13 @@ def get_inverter_status():
     return jsonify(_json_query("getInverterStatus"))
 
 
+@bp.get("/getTariffStatus")
+def get_tariff_status():
+    """Tempo today and tomorrow (colour, source, when learnt; the assumption while unknown),
+    the period and price now; null without a tariff."""
+    return jsonify(_json_query("getTariffStatus"))
+
+
 @bp.get("/getGreenHistory")
 def get_green_history():
     """One sample a minute for the last hours: t, solar_w, house_w, car_w, grid_w."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from . import inverter
+from . import inverter, tariff
 from .api import BadInput, json_body
 from .daemon_link import DaemonUnavailable, get_status_json
 from .state_v1 import api_state
@@ -56,3 +56,16 @@ def _priority(what: str):
     if outcome.state in (inverter.FAILED, inverter.ABSENT):
         body["error"] = outcome.message
     return jsonify(body), OUTCOME_STATUS[outcome.state]
+
+
+@bp.post("/tempo/colour")
+def tempo_colour():
+    """{"date": "YYYY-MM-DD", "colour": "BLUE" | "WHITE" | "RED" | "auto"}"""
+    body = json_body()
+    try:
+        message = tariff.set_colour(body.get("date"), body.get("colour"))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except tariff.NoTempo as exc:
+        return jsonify(error=str(exc)), 409
+    return jsonify(status="done", message=message, tariff=tariff.tariff_status())

@@ -44,11 +44,16 @@ def api_state(status: dict) -> dict:
         "car_w": _car_w(status),
         "meter_state": green.get("state"),
         "meter_reading_at": green.get("last_reading_at"),
-        # Filled once a tariff is configured (issue 12); null until then.
+        # Null without a tariff ([tariff] kind = "none"); a colour is null until published.
         "tempo_today": tariff.get("tempo_today"),
         "tempo_tomorrow": tariff.get("tempo_tomorrow"),
         "price_eur_kwh": tariff.get("price_eur_kwh"),
+        "export_eur_kwh": tariff.get("export_eur_kwh"),
+        "tariff_period": tariff.get("period"),       # "peak" / "offpeak"
+        # While tomorrow is unknown: the careful assumption the plan uses (tempo.md §3).
+        "tempo_tomorrow_assumed": (tariff.get("tomorrow") or {}).get("assumed"),
         **_inverter(status.get("inverter")),
+        **_plan(status.get("plan")),
         "chargers": [_charger(unit) for unit in status.get("slaves", [])],
     }
 
@@ -73,6 +78,19 @@ def _inverter(inverter: dict | None) -> dict:
     figures["inverter_reading_at"] = inverter.get("last_update_at")
     figures["inverter_error"] = inverter.get("last_error")
     return figures
+
+
+def _plan(plan: dict | None) -> dict:
+    """What the plan wants of the battery now, and why (null without a tariff or inverter)."""
+    battery = (plan or {}).get("battery") or {}
+    return {"plan_output_priority": battery.get("output_priority"),
+            "plan_output_reason": battery.get("output_reason"),
+            "plan_charger_priority": battery.get("charger_priority"),
+            "plan_charger_reason": battery.get("charger_reason"),
+            "battery_target_soc_pct": battery.get("target_soc_pct"),
+            "battery_target_reason": battery.get("target_reason"),
+            "plan_automate": (plan or {}).get("automate"),
+            "inverter_fallback": (plan or {}).get("fallback")}
 
 
 def _charger(unit: dict) -> dict:

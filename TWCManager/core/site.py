@@ -56,10 +56,12 @@ def limits_from(cfg: Config) -> policy.Limits:
         min_amps_per_twc=float(cfg.twc.min_amps_per_twc))
 
 
-def site_from(cfg: Config, settings: Settings, holds: policy.Holds = policy.Holds()) -> "Site":
+def site_from(cfg: Config, settings: Settings, holds: policy.Holds = policy.Holds(),
+              tariff: Tariff | None = None) -> "Site":
     """The site core as the configuration describes it (the daemon and the replay)."""
     return Site(settings, limits_from(cfg), green_params=GreenParams.from_config(cfg.green),
-                holds=holds, green_hours=(int(cfg.green.start_hour), int(cfg.green.end_hour)))
+                holds=holds, green_hours=(int(cfg.green.start_hour), int(cfg.green.end_hour)),
+                tariff=tariff)
 
 
 class Site:

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Callable
 
 from ..twc import messages
@@ -198,6 +199,33 @@ def _inverter_priority(what: str) -> Callable[[str, Home, Context], Reply]:
     return handler
 
 
+def _get_tariff_status(arg: str, home: Home, ctx: Context) -> Reply:
+    # The Tempo days, period and price, and the plan made from them (one fetch for the panel).
+    status = None
+    if ctx.tempo is not None:
+        status = {**ctx.tempo.status(), "plan": ctx.plan.status() if ctx.plan else None}
+    return Reply(json.dumps(status, separators=(",", ":")), packets=True)
+
+
+def _set_tempo_colour(arg: str, home: Home, ctx: Context) -> Reply:
+    """`setTempoColour=YYYY-MM-DD,RED` (BLUE, WHITE, RED; `auto` clears the override)."""
+    if ctx.tempo is None:
+        raise BadRequest('setTempoColour: no Tempo tariff configured ([tariff] kind = "tempo")')
+    day_text, _, colour = arg.strip().partition(",")
+    try:
+        day = date.fromisoformat(day_text.strip())
+    except ValueError:
+        raise BadRequest(f"setTempoColour: {day_text.strip()!r} is not a date YYYY-MM-DD") \
+            from None
+    colour = colour.strip().upper()
+    try:
+        ctx.tempo.calendar.override(day, None if colour == "AUTO" else colour,
+                                    ctx.tempo.clock.now())
+    except ValueError as exc:
+        raise BadRequest(f"setTempoColour: {exc}") from None
+    return Reply()
+
+
 def _car_api(arg: str, home: Home, ctx: Context) -> Reply:
     raise BadRequest("carApiEmailPassword: the Tesla owner API is not supported "
                      "(retired by Tesla; decisions §5)")
@@ -211,6 +239,7 @@ COMMANDS: dict[str, Command] = {
     "getGreenStatus": Command(_get_green_status, query=True, packets=True),
     "getGreenHistory": Command(_get_green_history, query=True, packets=True),
     "getInverterStatus": Command(_get_inverter_status, query=True, packets=True),
+    "getTariffStatus": Command(_get_tariff_status, query=True, packets=True),
     "ping": Command(_ping, arg=ARG, query=True),
     "chargeNow": Command(_charge_now, arg=EITHER),
     "chargeNowCancel": Command(_charge_now_cancel),
@@ -225,6 +254,8 @@ COMMANDS: dict[str, Command] = {
     # differs, read back; the outcome is in getStatusJson's "inverter".
     "setInverterOutputPriority": Command(_inverter_priority("output-priority"), arg=ARG),
     "setInverterChargerPriority": Command(_inverter_priority("charger-priority"), arg=ARG),
+    # New (issue 12): the user's colour for a Tempo day, kept apart from the sources'.
+    "setTempoColour": Command(_set_tempo_colour, arg=ARG),
 }
 
 

@@ -36,6 +36,8 @@ class Context:
     extra_state: Callable[[], dict] = dict      # link, green source … (edges' own status)
     green_history: Callable[[], list] = list    # one sample a minute, for the chart
     inverter: object | None = None              # the PI30 poller (pi30.source), if any
+    tempo: object | None = None                 # the Tempo service (tariff.service), if any
+    plan: object | None = None                  # the plan runner (plan.runner), if any
 
 
 def hhmm(minutes: int) -> str:

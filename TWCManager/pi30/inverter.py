@@ -30,6 +30,8 @@ def read_status(link: Pi30Link) -> dict:
         "battery_charge_a": gs.battery_charge_a, "battery_discharge_a": gs.battery_discharge_a,
         "battery_w": round(gs.battery_w, 1),
         "pv_v": gs.pv_v, "pv_w": gs.pv_w, "heatsink_c": gs.heatsink_c,
+        # SBU hands the load back to the grid at or below this voltage.
+        "battery_recharge_v": ratings.battery_recharge_v,
         "output_priority": ratings.output_priority,
         "charger_priority": ratings.charger_priority,
         "warnings": warnings,

@@ -146,6 +146,7 @@ class Pi30Simulator:
         self.silent = False         # faults a test may set at any time
         self.bad_crc = False
         self.nak_all = False
+        self.nak_setters = False    # answers queries, refuses changes (e.g. a locked panel)
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -180,7 +181,8 @@ class Pi30Simulator:
         command = line[:-2].decode("ascii", "replace")
         with self._lock:
             self.requests.append(command)
-            payload = "NAK" if self.nak_all else self.model.answer(command)
+            refused = self.nak_all or (self.nak_setters and not command.startswith("Q"))
+            payload = "NAK" if refused else self.model.answer(command)
         if self.silent:
             return None
         body = b"(" + payload.encode()
