@@ -71,8 +71,9 @@ class GreenConfig:
     # (a raise below 16 A goes through the 16 A spike; a 2 s meter sees every ramp's noise).
     raise_delay_s: float = 6.0
     # "solar": never buy grid power to follow the sun; "cheapest": weigh a grid kWh at the
-    # tariff's price against the sun kWh it keeps (needs [tariff]) — decisions.md §6.2.
-    mode: str = "solar"
+    # tariff's price against the sun kWh it keeps (needs [tariff]) — decisions.md §6.2;
+    # empty: as before either existed (short clouds ridden through within ride_through_wh).
+    mode: str = ""
 
     @property
     def watts_per_amp(self) -> float:

@@ -158,8 +158,8 @@ def minutes_of(text: str) -> int:
 def _tariff_problems(cfg: Config) -> list[str]:
     e: list[str] = []
     t, tempo = cfg.tariff, cfg.tempo
-    if cfg.green.mode not in ("solar", "cheapest"):
-        e.append(f'green.mode = {cfg.green.mode!r}: expected "solar" or "cheapest"')
+    if cfg.green.mode not in ("", "solar", "cheapest"):
+        e.append(f'green.mode = {cfg.green.mode!r}: expected "solar", "cheapest" or empty')
     if t.kind not in ("none", "tempo"):
         e.append(f'tariff.kind = {t.kind!r}: expected "none" or "tempo"')
     for key in ("offpeak_start", "offpeak_end", "day_start"):

@@ -17,6 +17,12 @@ Protocol (issue 5 point 8), one JSON object per line each way, in lockstep, flus
     out: {"offer_a": 8}
     in : {"type":"end"}                       -> exit 0
 
+- The hello may carry `"mode": "solar" | "cheapest"` (decisions §6.2; default: `[green] mode`)
+  and `"tariff": {"day_eur_kwh": D, "night_eur_kwh": N, "export_eur_kwh": E,
+  "colour": "BLUE|WHITE|RED"}` (decisions §6.1): the grid now at D, tonight at N, export at E,
+  whatever the time (the colour is informative). They drive the same tracker as the daemon's
+  tariff does.
+
 - `t`: seconds since local midnight; the policy's time base (it may wrap past midnight).
 - `clock`: local "HH:MM[:SS]" for the green hours (default: from `t`).
 - `grid_w`, `meter_t`: the latest meter reading (+ = export) and when it was taken; a new
@@ -38,6 +44,7 @@ used: the daemon cannot know it either; its minimum is max(twc.min_amps_per_twc,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -48,7 +55,7 @@ from typing import Any, TextIO
 
 from .config import Config, ConfigError, find_and_load_config
 from .core import policy
-from .core.interfaces import MeterReading, SiteReadings
+from .core.interfaces import FixedTariff, MeterReading, Pricing, SiteReadings
 from .core.settings import Settings
 from .core.site import site_from
 from .twc.slave import STATE_CHARGING, STATE_PLUGGED_NO_CHARGE, STATE_STARTING, SlaveTWC
@@ -103,11 +110,15 @@ class ReplayEngine:
     the car draws, pick the pool, compute and record the offer."""
 
     def __init__(self, cfg: Config, car: CarSpec | None = None,
-                 holds: policy.Holds = policy.Holds()) -> None:
+                 holds: policy.Holds = policy.Holds(), *, pricing: Pricing | None = None,
+                 mode: str | None = None) -> None:
         car = car or CarSpec()
+        if mode is not None:
+            cfg = dataclasses.replace(cfg, green=dataclasses.replace(cfg.green, mode=mode))
         self.cfg = cfg
         self.car = car
-        self.site = site_from(cfg, Settings(non_scheduled_amps=-1), holds)
+        self.site = site_from(cfg, Settings(non_scheduled_amps=-1), holds,
+                              tariff=FixedTariff(pricing) if pricing else None)
         self.reading: MeterReading | None = None
         # What a real unit reports in FD EB: the car's volts on each live phase.
         volts = car.volts or cfg.green.volts
@@ -216,6 +227,34 @@ def parse_car(data: Any) -> CarSpec:
                phases=None if phases is None else int(phases), volts=volts)
 
 
+TARIFF_COLOURS = ("BLUE", "WHITE", "RED")
+MODES = ("solar", "cheapest")
+
+
+def parse_tariff(data: Any) -> Pricing | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ProtocolError("hello field 'tariff' must be an object")
+    prices = {}
+    for key in ("day_eur_kwh", "night_eur_kwh", "export_eur_kwh"):
+        value = _number(data, key, required=True)
+        if not 0 <= value <= 10:
+            raise ProtocolError(f"tariff {key} must be 0..10 EUR/kWh, got {value:g}")
+        prices[key] = value
+    colour = data.get("colour")
+    if colour is not None and colour not in TARIFF_COLOURS:
+        raise ProtocolError(f"tariff colour {json.dumps(colour)} is not one of "
+                            + ", ".join(TARIFF_COLOURS))
+    return Pricing(**prices)
+
+
+def parse_mode(data: Any) -> str | None:
+    if data is not None and data not in MODES:
+        raise ProtocolError(f"mode {json.dumps(data)} is not one of " + ", ".join(MODES))
+    return data
+
+
 def parse_obs(data: dict) -> Obs:
     t = _number(data, "t", required=True)
     clock = data.get("clock")
@@ -264,7 +303,9 @@ def serve(cfg: Config, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
             if kind == "end":
                 return 0
             if kind == "hello":
-                engine = ReplayEngine(cfg, parse_car(data.get("car")))
+                engine = ReplayEngine(cfg, parse_car(data.get("car")),
+                                      pricing=parse_tariff(data.get("tariff")),
+                                      mode=parse_mode(data.get("mode")))
                 interval = engine.meter_interval_s
                 reply = {"type": "hello", "name": "twcmanager", "step_interval_s": 1,
                          "meter_interval_s": int(interval) if interval == int(interval)

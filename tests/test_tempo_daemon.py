@@ -85,6 +85,8 @@ def test_api_v1_and_the_form_set_a_colour(tmp_path, today):
         done = client.post("/tempo", data={"csrf_token": token, "date": tomorrow,
                                            "colour": "RED"}, follow_redirects=True)
         assert f"Tempo {tomorrow}: RED (manual)" in done.get_data(as_text=True)
+        assert wait_until(lambda: client.get("/api/getTariffStatus").get_json()["plan"],
+                          timeout_s=10)
         tariff_status = client.get("/api/getTariffStatus").get_json()
         assert tariff_status["tempo_tomorrow"] == "RED"
         # The plan: the car's windows with prices; no battery part without an inverter.
@@ -99,6 +101,8 @@ def test_with_an_inverter_the_plan_has_the_battery(tmp_path, pi30_sim, today):
                                              "pi30.timeout_s": 1.0},
              **tempo_overrides(tmp_path, "http://127.0.0.1:9", source="manual")) as rig:
         client = make_app(rig.ipc_path).test_client()
+        assert wait_until(lambda: client.get("/api/v1/state").get_json()[
+            "plan_output_priority"] is not None, timeout_s=10)     # the first plan step
         state = client.get("/api/v1/state").get_json()
         assert state["plan_output_priority"] in ("utility", "sbu")
         assert state["plan_charger_priority"] in ("solar-only", "solar-utility")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field, fields
 
 from ..config import GreenConfig
-from .interfaces import MeterReading, SiteReadings
+from .interfaces import MeterReading, Pricing, SiteReadings
 
 log = logging.getLogger("TWCManager.green")
 
@@ -38,6 +39,7 @@ class GreenParams:
     ride_through_wh: float = GreenConfig.ride_through_wh
     ride_through_min_share: float = GreenConfig.ride_through_min_share
     raise_delay_s: float = GreenConfig.raise_delay_s
+    mode: str = GreenConfig.mode         # "", "solar" or "cheapest" (decisions §6.2)
 
     @classmethod
     def from_config(cls, green: GreenConfig) -> GreenParams:
@@ -64,6 +66,13 @@ class GreenTracker:
     surplus, integrated) reaches ride_through_wh; the surplus covers less than
     ride_through_min_share of the minimum; it lasted stop_delay_s. Then the car
     stops. A dead source stops at once.
+
+    The flavours of decisions §6.2 change what a shortfall may buy. `solar`: nothing; a
+    shortfall stops the car at once (the Gen2 holds still apply). `cheapest`, with prices: the
+    car charges at the minimum whenever the sun covers at least `Pricing.ride_share()` of it
+    (then a grid kWh now costs less than the sun kWh it keeps: ~24 % at blue prices, ~82 % at
+    red ones), from the start as through a cloud, and stops at once below; a fraction of an
+    amp above that share is rounded up, below it down.
     """
 
     # Longest step counted into a shortfall's cost: a stalled loop must not look like
@@ -82,8 +91,11 @@ class GreenTracker:
         self.available_amps: float | None = None
 
     def update(self, now: float, reading: MeterReading | None, car_amps: float,
-               min_amps: float, watts_per_amp: float | None = None) -> GreenDecision:
+               min_amps: float, watts_per_amp: float | None = None,
+               pricing: Pricing | None = None) -> GreenDecision:
         p = self.params
+        # The share of the minimum worth charging at (None: the round-1 rules).
+        share_needed = pricing.ride_share() if p.mode == "cheapest" and pricing else None
         step_s = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0),
                                                          self.MAX_STEP_S)
         self._last_now = now
@@ -99,24 +111,39 @@ class GreenTracker:
         # since twice (bench/solar_day.py showed the offer cycling 6 -> 16 A every 60 s).
         available = reading.grid_w / wpa + car_amps + p.amps_offset
         self.available_amps = available
-        if available >= min_amps:
+        start_amps = min_amps if share_needed is None else min_amps * share_needed
+        if available >= start_amps:
             self._below_since = None
             if self.on:
-                self.last = self._rise_held(now, available)
+                self.last = self._priced(self._rise_held(now, available), available, min_amps,
+                                         share_needed, pricing)
             else:
                 self._above_since = self._above_since if self._above_since is not None else now
                 wait_s = p.start_delay_s - (now - self._above_since)
                 if wait_s <= 0:
                     self.on = True
-                    self.last = GreenDecision(available, f"surplus {available:.1f} A: starting")
+                    self.last = self._priced(
+                        GreenDecision(available, f"surplus {available:.1f} A: starting"),
+                        available, min_amps, share_needed, pricing)
                 else:
                     self.last = GreenDecision(0.0, f"surplus {available:.1f} A: starting in "
                                                    f"{wait_s:.0f} s if it lasts")
         else:
             self._above_since = None
             if not self.on:
+                below = f"{start_amps:.1f} A ({share_needed:.0%} of {min_amps:g} A: " \
+                    f"less sun is not worth a grid kWh at {pricing.day_eur_kwh:.4f} €/kWh)" \
+                    if share_needed is not None else f"{min_amps:g} A"
                 self.last = GreenDecision(max(available, 0.0),
-                                          f"surplus {available:.1f} A is below {min_amps:g} A")
+                                          f"surplus {available:.1f} A is below {below}")
+            elif share_needed is not None or p.mode == "solar":
+                self.on = False
+                why = ("solar mode buys no grid power" if share_needed is None else
+                       f"the sun covers {available / min_amps:.0%} of {min_amps:g} A; below "
+                       f"{share_needed:.0%} a grid kWh at {pricing.day_eur_kwh:.4f} €/kWh "
+                       "costs more than the sun it keeps")
+                self.last = GreenDecision(max(available, 0.0),
+                                          f"surplus {available:.1f} A: stopped ({why})")
             else:
                 if self._below_since is None:
                     self._below_since, self._shortfall_wh = now, 0.0
@@ -133,6 +160,25 @@ class GreenTracker:
                         min_amps, f"surplus {available:.1f} A: riding through at {min_amps:g} A "
                                   f"({self._shortfall_wh:.0f} of {p.ride_through_wh:g} Wh)")
         return self.last
+
+    @staticmethod
+    def _priced(decision: GreenDecision, available: float, min_amps: float,
+                share_needed: float | None, pricing: Pricing | None) -> GreenDecision:
+        """`cheapest`: at least the minimum while the sun covers the share that pays, and a
+        fraction of an amp rounded up when it is worth it (whole amps are offered)."""
+        if share_needed is None or decision.amps is None:
+            return decision
+        if available < min_amps:
+            return GreenDecision(min_amps, (
+                f"surplus {available:.1f} A: charging at {min_amps:g} A, the sun covers "
+                f"{available / min_amps:.0%} (worth it above {share_needed:.0%} at "
+                f"{pricing.day_eur_kwh:.4f} €/kWh)"))
+        amps = decision.amps
+        fraction = amps - math.floor(amps)
+        if fraction > share_needed:
+            return GreenDecision(float(math.ceil(amps)), decision.reason +
+                                 f" (rounded up: the sun covers {fraction:.0%} of that amp)")
+        return decision
 
     def _rise_held(self, now: float, available: float) -> GreenDecision:
         """More whole amps than the last decision only once the surplus has lasted
@@ -238,13 +284,14 @@ class GreenService:
 
     def decide(self, now: float, now_wall: float, readings: SiteReadings, car_amps: float,
                min_amps: float, watts_per_amp: float | None,
-               car_reported_at: float | None = None) -> GreenDecision:
+               car_reported_at: float | None = None,
+               pricing: Pricing | None = None) -> GreenDecision:
         """`car_amps`: what the units last reported drawing, at `car_reported_at` (now if
-        not given)."""
+        not given); `pricing`: the tariff now (the `cheapest` flavour uses it)."""
         self.reading = readings.meter
         self.car_draw.add(now if car_reported_at is None else car_reported_at, car_amps)
         reading, car_then = self._paired(now, readings.meter, car_amps)
-        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp)
+        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp, pricing)
         self._car_w = car_amps * (watts_per_amp or self.tracker.params.watts_per_amp)
         self.history.add(now_wall, reading if reading and decision.amps is not None else None,
                          self._car_w)

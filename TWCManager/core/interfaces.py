@@ -63,12 +63,32 @@ class ControllableInverter(Protocol):
     def apply(self, command: str, reason: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """What the car's energy costs at a moment (decisions §6.1): a grid kWh now, a grid kWh
+    tonight at off-peak (when the car gets what it misses), and an exported sun kWh."""
+    day_eur_kwh: float
+    night_eur_kwh: float
+    export_eur_kwh: float
+
+    def ride_share(self) -> float:
+        """The share of a charging current the sun must cover for taking the rest from the grid
+        now to cost less than exporting that sun and buying the whole tonight:
+        s·(N − E) ≥ (1 − s)·(D − N)  ⇔  s ≥ (D − N) / (D − E). 0 when the grid now costs no
+        more than tonight. The same share decides rounding a current up rather than down."""
+        premium = self.day_eur_kwh - self.night_eur_kwh
+        if premium <= 0:
+            return 0.0
+        return min(premium / max(self.day_eur_kwh - self.export_eur_kwh, premium), 1.0)
+
+
 class Tariff(Protocol):
     """What a kWh from the grid costs now, and what an exported one earns."""
     name: str
 
     def import_eur_kwh(self, when: datetime) -> float | None: ...
     def export_eur_kwh(self, when: datetime) -> float | None: ...
+    def pricing(self, when: datetime) -> Pricing | None: ...
 
 
 class Clock(Protocol):
@@ -87,6 +107,26 @@ class NoTariff:
 
     def export_eur_kwh(self, when: datetime) -> float | None:
         return None
+
+    def pricing(self, when: datetime) -> Pricing | None:
+        return None
+
+
+@dataclass(frozen=True)
+class FixedTariff:
+    """Constant prices (the replay's hello `tariff`): the grid now at `day`, tonight at `night`,
+    export at `export`, whatever the time."""
+    prices: Pricing
+    name: str = "fixed"
+
+    def import_eur_kwh(self, when: datetime) -> float | None:
+        return self.prices.day_eur_kwh
+
+    def export_eur_kwh(self, when: datetime) -> float | None:
+        return self.prices.export_eur_kwh
+
+    def pricing(self, when: datetime) -> Pricing | None:
+        return self.prices
 
 
 class SystemClock:

@@ -20,7 +20,7 @@ from typing import Callable, Protocol, Sequence
 from ..config import Config
 from . import policy
 from .green import GreenDecision, GreenParams, GreenService
-from .interfaces import NoTariff, SiteReadings, Tariff
+from .interfaces import NoTariff, Pricing, SiteReadings, Tariff
 from .settings import Settings
 from ..twc.slave import SlaveTWC
 
@@ -32,7 +32,8 @@ class GreenPolicy(Protocol):
 
     def decide(self, now: float, now_wall: float, readings: SiteReadings, car_amps: float,
                min_amps: float, watts_per_amp: float | None,
-               car_reported_at: float | None = None) -> GreenDecision: ...
+               car_reported_at: float | None = None,
+               pricing: Pricing | None = None) -> GreenDecision: ...
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Site:
             floors = [u.min_amps_supported for u in units] or [6]
             min_amps = max(self.limits.min_amps_per_twc, max(floors))
             decision = self.green.decide(now, when.timestamp(), readings, car_amps, min_amps,
-                                         watts_per_amp(units), car_reported_at)
+                                         watts_per_amp(units), car_reported_at,
+                                         self.tariff.pricing(when))
             green, green_reason = decision.amps, decision.reason
         pool = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
                                   green_reason)

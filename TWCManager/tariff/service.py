@@ -13,10 +13,10 @@ import logging
 import threading
 from datetime import date, datetime, timedelta
 
-from ..core.interfaces import Clock
+from ..core.interfaces import Clock, Pricing
 from .calendar import TempoCalendar
 from .rte import RteClient, RteError
-from .tempo import (PARIS, TempoPrices, colour_or_assumption, day_start, next_change, price_at,
+from .tempo import (OFFPEAK, PARIS, TempoPrices, colour_or_assumption, day_start, next_change, price_at,
                     tempo_day)
 
 log = logging.getLogger("TWCManager.tempo")
@@ -51,6 +51,14 @@ class TempoTariff:
 
     def export_eur_kwh(self, when: datetime) -> float | None:
         return self.prices.export_eur_kwh
+
+    def pricing(self, when: datetime) -> Pricing | None:
+        """Now, and tonight's off-peak of the same Tempo day (the night after a red day is
+        billed red)."""
+        colours = self.calendar.colours()
+        now_eur, assumed, _period = price_at(colours, when, self.prices)
+        return Pricing(now_eur, self.prices.price(assumed.colour, OFFPEAK),
+                       self.prices.export_eur_kwh)
 
 
 class TempoService:
