@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from TWCManager.core import policy
-from TWCManager.core.green import GreenParams, GreenService, GreenTracker
+from TWCManager.core.green import GreenParams, GreenTracker
 from TWCManager.core.interfaces import FixedTariff, MeterReading, Pricing, SiteReadings
 from TWCManager.core.settings import Settings
 from TWCManager.core.site import Site, SiteDriver
