@@ -74,6 +74,9 @@ class GreenConfig:
     # tariff's price against the sun kWh it keeps (needs [tariff]) — decisions.md §6.2;
     # empty: as before either existed (short clouds ridden through within ride_through_wh).
     mode: str = ""
+    # "cheapest" only: a cloud may cost, riding through at the minimum, this share of what a
+    # restart loses (the start hold's sun); 0 = stop at once. More = fewer starts, fewer euros.
+    restart_budget_share: float = 0.3
 
     @property
     def watts_per_amp(self) -> float:

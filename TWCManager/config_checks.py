@@ -160,6 +160,9 @@ def _tariff_problems(cfg: Config) -> list[str]:
     t, tempo = cfg.tariff, cfg.tempo
     if cfg.green.mode not in ("", "solar", "cheapest"):
         e.append(f'green.mode = {cfg.green.mode!r}: expected "solar", "cheapest" or empty')
+    if not 0 <= cfg.green.restart_budget_share <= 10:
+        e.append(f"green.restart_budget_share = {cfg.green.restart_budget_share}: expected "
+                 "0 (stop at once) .. 10")
     if t.kind not in ("none", "tempo"):
         e.append(f'tariff.kind = {t.kind!r}: expected "none" or "tempo"')
     for key in ("offpeak_start", "offpeak_end", "day_start"):

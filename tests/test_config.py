@@ -396,6 +396,7 @@ def test_bad_allowed_hosts_are_refused(tmp_path, value, fragment):
 
 @pytest.mark.parametrize("text, fragment", [
     ('[green]\nmode = "cheap"\n', "green.mode = 'cheap': expected \"solar\", \"cheapest\" or empty"),
+    ("[green]\nrestart_budget_share = -1\n", "green.restart_budget_share = -1.0: expected 0"),
     ('[tariff]\nkind = "hphc"\n', "tariff.kind = 'hphc': expected \"none\" or \"tempo\""),
     ('[tariff]\noffpeak_start = "22h"\n', "tariff.offpeak_start = '22h': expected a time \"HH:MM\""),
     ('[tariff]\nday_start = "24:00"\n', "tariff.day_start = '24:00': expected a time"),

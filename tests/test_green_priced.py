@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from TWCManager.core import policy
-from TWCManager.core.green import GreenParams, GreenTracker
+from TWCManager.core.green import GreenParams, GreenService, GreenTracker
 from TWCManager.core.interfaces import FixedTariff, MeterReading, Pricing, SiteReadings
 from TWCManager.core.settings import Settings
 from TWCManager.core.site import Site, SiteDriver
@@ -38,9 +38,10 @@ def reading(grid_w, at):
     return MeterReading(grid_w, None, None, at, 1_800_000_000 + at)
 
 
-def started(mode, pricing, min_amps=6.0):
+def started(mode, pricing, min_amps=6.0, budget=0.0):
     """A tracker charging at 10 A from 10 A of sun (on, past the start delay)."""
-    tracker = GreenTracker(GreenParams(**{**FAST.__dict__, "mode": mode}))
+    tracker = GreenTracker(GreenParams(**{**FAST.__dict__, "mode": mode,
+                                          "restart_budget_share": budget}))
     for t in (0, 5, 11):
         tracker.update(t, reading(10 * WPA, t), 0.0, min_amps, WPA, pricing)
     assert tracker.on
@@ -64,14 +65,15 @@ def test_solar_stops_at_once_where_round_one_rides_through():
 
 
 def test_cheapest_at_blue_prices_charges_from_part_sun():
-    tracker = GreenTracker(GreenParams(**{**FAST.__dict__, "mode": "cheapest"}))
+    tracker = GreenTracker(GreenParams(**{**FAST.__dict__, "mode": "cheapest",
+                                          "restart_budget_share": 0.0}))
     # 2 A of sun: 33 % of 6 A, above the ~24 % that pays at blue prices: start after the delay.
     assert tracker.update(0, reading(2 * WPA, 0), 0.0, 6.0, WPA, BLUE).amps == 0.0
     decision = tracker.update(11, reading(2 * WPA, 11), 0.0, 6.0, WPA, BLUE)
     assert tracker.on and decision.amps == 6.0 and "charging at 6 A" in decision.reason
     # 1 A of sun (17 %): not worth it, stop at once.
     decision = tracker.update(13, reading(-5 * WPA, 13), 6.0, 6.0, WPA, BLUE)
-    assert not tracker.on and "below 24%" in decision.reason
+    assert not tracker.on and "below the 24% that pays" in decision.reason
     # Round 1 would never start on 2 A.
     legacy = GreenTracker(FAST)
     for t in (0, 11, 30):
@@ -88,6 +90,46 @@ def test_cheapest_at_red_prices_stops_where_blue_rides_on():
     # Without prices, "cheapest" falls back to round 1's rules (rides through).
     tracker = started("cheapest", None)
     assert tracker.update(13, reading(-5.5 * WPA, 13), 10.0, 6.0, WPA, None).amps == 6.0
+
+
+def test_a_cloud_below_the_share_may_cost_a_share_of_a_restart():
+    """Riding on at the minimum below the share that pays loses money each second; the budget
+    is `restart_budget_share` of the sun a restart loses (60 s of 6 A at N - E)."""
+    restart_eur = 6 * WPA * 60 / 3.6e6 * (RED.night_eur_kwh - RED.export_eur_kwh)
+    loss_eur_per_s = 6 * WPA / 3.6e6 * (RED.day_eur_kwh - RED.night_eur_kwh)   # no sun
+    for budget in (0.5, 1.0):
+        tracker = started("cheapest", RED, budget=budget)
+        t, riding = 11, 0
+        while True:
+            t += 1
+            decision = tracker.update(t, reading(-10 * WPA, t), 10.0, 6.0, WPA, RED)
+            if not tracker.on:
+                break
+            assert decision.amps == 6.0 and "riding through" in decision.reason
+            riding += 1
+        expected_s = budget * restart_eur / loss_eur_per_s
+        assert abs(riding - expected_s) <= 1.5, (budget, riding, expected_s)
+        assert "the budget of what a restart would lose" in decision.reason
+
+
+def test_the_car_draw_gap_is_measured_and_used_for_rounding():
+    service = GreenService(GreenParams(mode="cheapest", start_delay_s=0))
+    for t in range(0, 40):      # the car draws 0.4 A below a 10 A limit, once settled
+        service.decide(float(t), 1.8e9 + t, SiteReadings(meter=reading(0.0, float(t))), 9.6,
+                       6.0, WPA, float(t), BLUE, car_limit_amps=10.0)
+    assert 0.2 < service.tracker.draw_gap_a <= 0.4
+    ramping = GreenService(GreenParams(mode="cheapest"))
+    for t in range(0, 40):      # the limit changes every 5 s: never settled, nothing learnt
+        ramping.decide(float(t), 1.8e9 + t, SiteReadings(meter=reading(0.0, float(t))), 6.0,
+                       6.0, WPA, float(t), BLUE, car_limit_amps=10.0 + t // 5)
+    assert ramping.tracker.draw_gap_a == 0.0
+    # 7.65 A of sun: with a 0.4 A gap, an 8 A offer draws 7.6 A, all sun: round up even at red.
+    tracker = started("cheapest", RED)
+    tracker.draw_gap_a = 0.4
+    assert tracker.update(13, reading(-2.35 * WPA, 13), 10.0, 6.0, WPA, RED).amps == 8.0
+    tracker.draw_gap_a = 0.0
+    assert tracker.update(14, reading(-2.35 * WPA, 14), 10.0, 6.0, WPA, RED).amps == \
+        pytest.approx(7.65)
 
 
 @pytest.mark.parametrize("pricing, surplus_amps, expected", [

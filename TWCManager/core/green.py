@@ -23,6 +23,10 @@ log = logging.getLogger("TWCManager.green")
 # How long a reading may wait for the units' next report of their draw: a heartbeat round is
 # 1 s per unit, up to 3 units.
 PAIR_WAIT_S = 3.5
+# The Gen2 start hold (policy.Holds.start_stop_s): what a stop costs in sun before a restart.
+GEN2_START_HOLD_S = 60.0
+DRAW_SETTLE_S = 10.0       # a limit this old: the car has finished ramping to it
+DRAW_GAP_WEIGHT = 0.05     # each settled report's weight in the average draw gap
 
 
 
@@ -40,6 +44,7 @@ class GreenParams:
     ride_through_min_share: float = GreenConfig.ride_through_min_share
     raise_delay_s: float = GreenConfig.raise_delay_s
     mode: str = GreenConfig.mode         # "", "solar" or "cheapest" (decisions §6.2)
+    restart_budget_share: float = GreenConfig.restart_budget_share
 
     @classmethod
     def from_config(cls, green: GreenConfig) -> GreenParams:
@@ -85,6 +90,10 @@ class GreenTracker:
         self._above_since: float | None = None
         self._below_since: float | None = None
         self._shortfall_wh = 0.0
+        self._shortfall_eur = 0.0
+        # How far below its limit the car draws once settled (a car's own margin), for
+        # `cheapest`'s rounding; GreenService measures it.
+        self.draw_gap_a = 0.0
         self._rise_since: float | None = None
         self._last_now: float | None = None
         self.last = GreenDecision(None, "no reading yet")
@@ -136,14 +145,13 @@ class GreenTracker:
                     if share_needed is not None else f"{min_amps:g} A"
                 self.last = GreenDecision(max(available, 0.0),
                                           f"surplus {available:.1f} A is below {below}")
-            elif share_needed is not None or p.mode == "solar":
+            elif share_needed is not None:
+                self.last = self._priced_shortfall(now, step_s, available, min_amps, wpa,
+                                                   share_needed, pricing)
+            elif p.mode == "solar":
                 self.on = False
-                why = ("solar mode buys no grid power" if share_needed is None else
-                       f"the sun covers {available / min_amps:.0%} of {min_amps:g} A; below "
-                       f"{share_needed:.0%} a grid kWh at {pricing.day_eur_kwh:.4f} €/kWh "
-                       "costs more than the sun it keeps")
-                self.last = GreenDecision(max(available, 0.0),
-                                          f"surplus {available:.1f} A: stopped ({why})")
+                self.last = GreenDecision(max(available, 0.0), f"surplus {available:.1f} A: "
+                                          "stopped (solar mode buys no grid power)")
             else:
                 if self._below_since is None:
                     self._below_since, self._shortfall_wh = now, 0.0
@@ -161,11 +169,41 @@ class GreenTracker:
                                   f"({self._shortfall_wh:.0f} of {p.ride_through_wh:g} Wh)")
         return self.last
 
-    @staticmethod
-    def _priced(decision: GreenDecision, available: float, min_amps: float,
+    def _priced_shortfall(self, now: float, step_s: float, available: float, min_amps: float,
+                          wpa: float, share_needed: float, pricing: Pricing) -> GreenDecision:
+        """`cheapest`, while on and the sun covers less than the share that pays: riding on
+        at the minimum loses money each second, stopping loses the sun of a restart (the
+        Gen2 start hold: ~60 s of the minimum exported instead of charged). Ride on while the
+        loss so far is below `restart_budget_share` of that; then stop. 0 stops at once (the
+        most euros, the most starts); 1 spends what a restart would lose (bench/money_day.py
+        prints the trade-off)."""
+        if self._below_since is None:
+            self._below_since, self._shortfall_eur = now, 0.0
+        sun_a = max(available, 0.0)
+        loss_eur_per_s = ((min_amps - sun_a) * (pricing.day_eur_kwh - pricing.night_eur_kwh)
+                          - sun_a * (pricing.night_eur_kwh - pricing.export_eur_kwh)) \
+            * wpa / 3.6e6
+        self._shortfall_eur += loss_eur_per_s * step_s
+        restart_s = self.params.start_delay_s + GEN2_START_HOLD_S
+        budget_eur = self.params.restart_budget_share * min_amps * wpa * restart_s / 3.6e6 * (
+            pricing.night_eur_kwh - pricing.export_eur_kwh)
+        cover = (f"the sun covers {available / min_amps:.0%} of {min_amps:g} A, below the "
+                 f"{share_needed:.0%} that pays at {pricing.day_eur_kwh:.4f} €/kWh")
+        if self._shortfall_eur >= budget_eur:
+            self.on = False
+            return GreenDecision(sun_a, (
+                f"surplus {available:.1f} A: stopped ({cover}; riding on lost "
+                f"{self._shortfall_eur:.3f} €, the budget of what a restart would lose)"))
+        return GreenDecision(min_amps, (
+            f"surplus {available:.1f} A: riding through at {min_amps:g} A ({cover}; "
+            f"{self._shortfall_eur:.3f} of {budget_eur:.3f} € a restart would lose)"))
+
+    def _priced(self, decision: GreenDecision, available: float, min_amps: float,
                 share_needed: float | None, pricing: Pricing | None) -> GreenDecision:
-        """`cheapest`: at least the minimum while the sun covers the share that pays, and a
-        fraction of an amp rounded up when it is worth it (whole amps are offered)."""
+        """`cheapest`: at least the minimum while the sun covers the share that pays, and the
+        whole amps whose draw is worth most: a car draws `draw_gap_a` below its limit, so
+        offering one amp more than the sun covers may still take only sun, or a little grid
+        worth the sun it keeps."""
         if share_needed is None or decision.amps is None:
             return decision
         if available < min_amps:
@@ -174,10 +212,18 @@ class GreenTracker:
                 f"{available / min_amps:.0%} (worth it above {share_needed:.0%} at "
                 f"{pricing.day_eur_kwh:.4f} €/kWh)"))
         amps = decision.amps
-        fraction = amps - math.floor(amps)
-        if fraction > share_needed:
-            return GreenDecision(float(math.ceil(amps)), decision.reason +
-                                 f" (rounded up: the sun covers {fraction:.0%} of that amp)")
+        floor = math.floor(amps)
+        sun_eur = pricing.night_eur_kwh - pricing.export_eur_kwh
+        grid_eur = pricing.day_eur_kwh - pricing.night_eur_kwh
+
+        def worth(offer: int) -> float:
+            draw = max(offer - self.draw_gap_a, 0.0)
+            return min(draw, amps) * sun_eur - max(draw - amps, 0.0) * grid_eur
+
+        best = max((floor, floor + 1, floor + 2), key=lambda k: (worth(k), -k))
+        if best > floor:
+            return GreenDecision(float(best), decision.reason + (
+                f" (offering {best} A: the car draws ~{self.draw_gap_a:.1f} A below it)"))
         return decision
 
     def _rise_held(self, now: float, available: float) -> GreenDecision:
@@ -281,13 +327,18 @@ class GreenService:
         self._recent: deque[MeterReading] = deque(maxlen=8)   # the last readings, by time
         self._car_w = 0.0
         self._stale_logged = False
+        self._gap_limit: float | None = None
+        self._gap_since = 0.0
 
     def decide(self, now: float, now_wall: float, readings: SiteReadings, car_amps: float,
                min_amps: float, watts_per_amp: float | None,
                car_reported_at: float | None = None,
-               pricing: Pricing | None = None) -> GreenDecision:
+               pricing: Pricing | None = None,
+               car_limit_amps: float | None = None) -> GreenDecision:
         """`car_amps`: what the units last reported drawing, at `car_reported_at` (now if
-        not given); `pricing`: the tariff now (the `cheapest` flavour uses it)."""
+        not given); `pricing`: the tariff now (the `cheapest` flavour uses it);
+        `car_limit_amps`: the limit in force on the charging units (for the draw gap)."""
+        self._measure_gap(now, car_amps, car_limit_amps)
         self.reading = readings.meter
         self.car_draw.add(now if car_reported_at is None else car_reported_at, car_amps)
         reading, car_then = self._paired(now, readings.meter, car_amps)
@@ -304,6 +355,17 @@ class GreenService:
             log.info("Green tracking has valid readings again")
         self._stale_logged = stale
         return decision
+
+    def _measure_gap(self, now: float, car_amps: float, limit_amps: float | None) -> None:
+        """The car's own margin below its limit, once the limit has stood DRAW_SETTLE_S (a
+        ramping car is not a margin); an average, as reports are noisy."""
+        if limit_amps is None or limit_amps != self._gap_limit:
+            self._gap_limit, self._gap_since = limit_amps, now
+            return
+        gap = limit_amps - car_amps
+        if car_amps >= 1.0 and now - self._gap_since >= DRAW_SETTLE_S and 0 <= gap <= 1.5:
+            tracker = self.tracker
+            tracker.draw_gap_a += DRAW_GAP_WEIGHT * (gap - tracker.draw_gap_a)
 
     def _paired(self, now: float, reading: MeterReading | None,
                 car_amps: float) -> tuple[MeterReading | None, float]:

@@ -33,7 +33,8 @@ class GreenPolicy(Protocol):
     def decide(self, now: float, now_wall: float, readings: SiteReadings, car_amps: float,
                min_amps: float, watts_per_amp: float | None,
                car_reported_at: float | None = None,
-               pricing: Pricing | None = None) -> GreenDecision: ...
+               pricing: Pricing | None = None,
+               car_limit_amps: float | None = None) -> GreenDecision: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ class Site:
             min_amps = max(self.limits.min_amps_per_twc, max(floors))
             decision = self.green.decide(now, when.timestamp(), readings, car_amps, min_amps,
                                          watts_per_amp(units), car_reported_at,
-                                         self.tariff.pricing(when))
+                                         self.tariff.pricing(when),
+                                         sum(u.reported_limit_amps for u in units
+                                             if u.is_charging))
             green, green_reason = decision.amps, decision.reason
         pool = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
                                   green_reason)
