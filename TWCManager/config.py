@@ -28,6 +28,18 @@ class ConfigError(Exception):
     """The configuration is unusable; the message says where, what is wrong and what is expected."""
 
 
+def read_secret(path: str, key: str) -> str:
+    """The first line of a secret file named by config key `key` (a token, a password)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            secret = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc}") from None
+    if not secret:
+        raise ConfigError(f"{key}: {path} is empty")
+    return secret
+
+
 @dataclass(frozen=True)
 class TwcConfig:
     serial_port: str = "/dev/ttyUSB0"
@@ -176,6 +188,23 @@ class BatteryConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    source: str = "none"                # "none", "homeassistant" or "forecast_solar"
+    ha_url: str = "http://homeassistant.local:8123"
+    ha_token_file: str = ""             # a long-lived access token, one line
+    ha_entity_today: str = "sensor.energy_production_today"
+    ha_entity_tomorrow: str = "sensor.energy_production_tomorrow"
+    forecast_solar_url: str = "https://api.forecast.solar"
+    latitude: float = 0.0
+    longitude: float = 0.0
+    declination: float = 30.0           # panel tilt, degrees
+    azimuth: float = 0.0                # degrees from south (-90 east, 90 west)
+    kwp: float = 0.0
+    interval_s: float = 3600.0
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # empty = no log file
     level: str = "info"
@@ -199,6 +228,7 @@ class Config:
     tariff: TariffConfig = field(default_factory=TariffConfig)
     tempo: TempoConfig = field(default_factory=TempoConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -207,7 +237,8 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
     "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "tariff": TariffConfig,
-    "tempo": TempoConfig, "battery": BatteryConfig, "log": LogConfig,
+    "tempo": TempoConfig, "battery": BatteryConfig, "forecast": ForecastConfig,
+    "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.

@@ -201,6 +201,20 @@ def _tariff_problems(cfg: Config) -> list[str]:
     if b.normal_output_priority not in ("utility", "solar", "sbu"):
         e.append(f"battery.normal_output_priority = {b.normal_output_priority!r}: expected "
                  '"utility", "solar" or "sbu"')
+    f = cfg.forecast
+    if f.source not in ("none", "homeassistant", "forecast_solar"):
+        e.append(f'forecast.source = {f.source!r}: expected "none", "homeassistant" or '
+                 '"forecast_solar"')
+    if f.source == "homeassistant" and not f.ha_token_file:
+        e.append("forecast.source = \"homeassistant\" needs forecast.ha_token_file (a "
+                 "long-lived access token made on your Home Assistant profile page)")
+    if f.source == "forecast_solar" and not (-90 <= f.latitude <= 90 and -180 <= f.longitude
+                                             <= 180 and f.kwp > 0):
+        e.append("forecast.source = \"forecast_solar\" needs forecast.latitude (-90..90), "
+                 "longitude (-180..180) and kwp (> 0)")
+    for key in ("interval_s", "timeout_s"):
+        if not getattr(f, key) > 0:
+            e.append(f"forecast.{key} = {getattr(f, key)}: expected a positive number of seconds")
     if b.automate and (t.kind != "tempo" or not cfg.pi30.port):
         e.append('battery.automate = true needs a PI30 ([pi30] port) and [tariff] kind = "tempo"')
     return e

@@ -17,6 +17,7 @@ from .core import policy
 from .core.interfaces import Clock, SiteMeter, SiteReadings, SystemClock
 from .core.site import SiteDriver, site_from
 from .energy import make_meter
+from .forecast import forecast_from
 from .ipc import commands, server as ipc_server, wire
 from .ipc.status import Context, Home
 from .pi30.link import Pi30Link
@@ -62,9 +63,11 @@ class Daemon:
                 Pi30Link(p.port, porttype=p.porttype or None, baud=p.baud, timeout_s=p.timeout_s),
                 p.interval_s, clock=self.clock.monotonic)
         self.plan: PlanRunner | None = None
+        self.forecast = forecast_from(cfg, self.clock) if self.tempo else None
         if self.tempo:
             self.plan = PlanRunner(self.tempo, spec_from(cfg), cfg.green.mode, self.inverter,
-                                   automate=cfg.battery.automate, now=self.clock.now)
+                                   automate=cfg.battery.automate, now=self.clock.now,
+                                   forecast=self.forecast)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
         self.ipc: ipc_server.IpcServer | None = None
@@ -126,6 +129,8 @@ class Daemon:
             self.inverter.start()
         if self.tempo:
             self.tempo.start()
+        if self.forecast:
+            self.forecast.start()
         if self.ipc:
             self.ipc.start()
         try:
@@ -156,6 +161,8 @@ class Daemon:
                 self.inverter.stop()
             if self.tempo:
                 self.tempo.stop()
+            if self.forecast:
+                self.forecast.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 

@@ -11,7 +11,7 @@ import logging
 from typing import Callable
 
 from . import whole_plan
-from .battery import BatterySpec, fallback_problem
+from .battery import BatterySpec, fallback_problem, next_peak_day
 
 log = logging.getLogger("TWCManager.plan")
 
@@ -22,8 +22,9 @@ SETTINGS = (("output-priority", "output_priority", "output_reason"),
 class PlanRunner:
     def __init__(self, tempo, spec: BatterySpec, green_mode: str, inverter=None, *,
                  automate: bool = False, now: Callable, interval_s: float = 30.0,
-                 retry_s: float = 600.0) -> None:
+                 retry_s: float = 600.0, forecast=None) -> None:
         self.tempo, self.spec, self.green_mode = tempo, spec, green_mode
+        self.forecast = forecast          # forecast.ForecastService, or None
         self.inverter, self.automate = inverter, automate and inverter is not None
         self._now, self.interval_s, self.retry_s = now, interval_s, retry_s
         self.plan: dict | None = None
@@ -38,9 +39,13 @@ class PlanRunner:
         self._last_step = mono
         status = self.inverter.status(mono) if self.inverter else None
         fresh = status if status and status.get("state") != "stale" else None
-        self.plan = whole_plan(self._now(), self.tempo.calendar.colours(), self.tempo.prices,
+        now = self._now()
+        forecast_kwh = None
+        if self.forecast is not None:
+            forecast_kwh = self.forecast.kwh(next_peak_day(now, self.tempo.prices))
+        self.plan = whole_plan(now, self.tempo.calendar.colours(), self.tempo.prices,
                                self.spec, soc_pct=(fresh or {}).get("battery_soc_pct"),
-                               forecast_kwh=None, green_mode=self.green_mode,
+                               forecast_kwh=forecast_kwh, green_mode=self.green_mode,
                                with_battery=self.inverter is not None)
         battery = self.plan["battery"]
         if battery is None:
@@ -72,4 +77,5 @@ class PlanRunner:
     def status(self) -> dict | None:
         if self.plan is None:
             return None
-        return {**self.plan, "automate": self.automate, "fallback": self.fallback}
+        return {**self.plan, "automate": self.automate, "fallback": self.fallback,
+                "forecast": self.forecast.status() if self.forecast else None}

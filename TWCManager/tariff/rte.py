@@ -8,28 +8,21 @@ with the HTTP status and, for 429, the server's Retry-After.
 from __future__ import annotations
 
 import base64
-import json
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+from ..httpjson import HttpJsonError, request_json
 from .tempo import COLOURS, PARIS
 
 TOKEN_PATH = "/token/oauth/"
 CALENDAR_PATH = "/open_api/tempo_like_supply_contract/v1/tempo_like_calendars"
 TOKEN_MARGIN_S = 60.0
-MAX_BODY_BYTES = 1024 * 1024
 
 
-class RteError(Exception):
-    def __init__(self, message: str, status: int | None = None,
-                 retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after_s = retry_after_s
+RteError = HttpJsonError
 
 
 class RteClient:
@@ -88,39 +81,8 @@ class RteClient:
                                            "Accept": "application/json"}))
 
     def _request(self, request: urllib.request.Request) -> dict:
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read(MAX_BODY_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise RteError(f"RTE answered HTTP {exc.code}{_detail(exc)}", exc.code,
-                           _retry_after(exc.headers.get("Retry-After"))) from None
-        except (OSError, ValueError) as exc:        # refused, timeout, DNS, bad URL
-            raise RteError(f"RTE unreachable: {exc}") from None
-        if len(raw) > MAX_BODY_BYTES:
-            raise RteError(f"RTE answer larger than {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise RteError(f"RTE answer is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise RteError("RTE answer is not a JSON object")
-        return body
+        return request_json(request, self.timeout_s, "RTE")
 
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=PARIS)
-
-
-def _detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        body = json.loads(exc.read(4096))
-        return f": {body.get('error', '')} {body.get('error_description', '')}".rstrip()
-    except (ValueError, AttributeError, OSError):
-        return ""
-
-
-def _retry_after(text: str | None) -> float | None:
-    try:
-        return max(float(text), 0.0) if text else None
-    except ValueError:
-        return None

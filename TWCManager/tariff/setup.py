@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Config, ConfigError
+from ..config import Config, read_secret
 from ..config_checks import minutes_of
 from ..core.interfaces import Clock
 from .calendar import TempoCalendar
@@ -24,17 +24,6 @@ def prices_from(cfg: Config) -> TempoPrices:
         offpeak_end_min=minutes_of(t.offpeak_end), day_start_min=minutes_of(t.day_start))
 
 
-def read_secret(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            secret = handle.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"tempo.client_secret_file: cannot read {path}: {exc}") from None
-    if not secret:
-        raise ConfigError(f"tempo.client_secret_file: {path} is empty")
-    return secret
-
-
 def tempo_from(cfg: Config, clock: Clock) -> TempoService | None:
     """The Tempo service, or None when `[tariff] kind` is not "tempo"."""
     if cfg.tariff.kind != "tempo":
@@ -42,7 +31,7 @@ def tempo_from(cfg: Config, clock: Clock) -> TempoService | None:
     t = cfg.tempo
     client = None
     if t.source == "rte":
-        client = RteClient(t.rte_url, t.client_id, read_secret(t.client_secret_file),
+        client = RteClient(t.rte_url, t.client_id, read_secret(t.client_secret_file, "tempo.client_secret_file"),
                            timeout_s=t.timeout_s, clock=clock.monotonic)
     return TempoService(TempoCalendar(t.cache_file or None), prices_from(cfg), clock,
                         client=client, interval_s=t.poll_interval_s)
