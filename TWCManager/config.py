@@ -183,7 +183,7 @@ class BatteryConfig:
     min_soc_pct: float = 20.0           # the reserve SBU keeps (its back-to-grid point)
     peak_load_kwh: float = 6.0          # the inverter's load over a 06:00-22:00 peak
     sbu_on_white: bool = False          # also carry the load on white peaks
-    normal_output_priority: str = "utility"
+    normal_output_priority: str = "sbu"
     forecast_share: float = 0.8         # of the day's forecast sun that reaches the load
 
 

@@ -8,8 +8,9 @@ The rule, cheapest first:
   needs beyond the forecast sun, plus the cut-off reserve. Unknown colours are assumed as
   tempo.md §3 (red where it can be red), because that insurance is cheap; no forecast counts as
   no sun, for the same reason.
-- During such a peak the output priority is SBU (battery before grid); at other times the
-  configured normal priority.
+- During such a peak the output priority is SBU (battery before grid); during other peaks the
+  configured normal priority (SBU by default: the sun the battery stored is used, not lost);
+  at off-peak utility (the grid is cheap, the battery waits for the peak).
 - The grid never charges the battery at peak: the charger priority is then solar-only.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import date, datetime, timedelta
 from ..tariff.tempo import (OFFPEAK, RED, WHITE, TempoPrices, colour_or_assumption, day_start,
                             period, tempo_day)
 
-SBU, SOLAR_ONLY, SOLAR_UTILITY = "sbu", "solar-only", "solar-utility"
+SBU, UTILITY, SOLAR_ONLY, SOLAR_UTILITY = "sbu", "utility", "solar-only", "solar-utility"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class BatterySpec:
     min_soc_pct: float = 20.0           # SBU's back-to-grid reserve
     peak_load_kwh: float = 6.0          # what the inverter's load takes from 06:00 to 22:00
     sbu_on_white: bool = False
-    normal_output_priority: str = "utility"
+    # Peak hours the battery was not charged for: "sbu" uses the sun it stored (an inverter
+    # that does not export loses it otherwise); "utility" keeps it for the next red day.
+    normal_output_priority: str = "sbu"
     forecast_share: float = 0.8         # of tomorrow's forecast sun that reaches the load
 
 
@@ -102,7 +105,7 @@ def plan_battery(now: datetime, colours: dict[date, str], prices: TempoPrices,
     target, target_reason = target_soc(peak.colour, forecast_kwh, spec)
 
     if which == OFFPEAK:
-        output, output_reason = spec.normal_output_priority, "off-peak: the grid is cheap"
+        output, output_reason = UTILITY, "off-peak: the grid is cheap, the battery waits for the peak"
         if soc_pct is None:
             charger = SOLAR_ONLY
             charger_reason = "battery charge unknown: not buying grid energy blind"
@@ -123,7 +126,9 @@ def plan_battery(now: datetime, colours: dict[date, str], prices: TempoPrices,
                              + ": the battery carries the load, no grid while it can")
         else:
             output = spec.normal_output_priority
-            output_reason = f"{today.colour.lower()} peak: the normal priority"
+            output_reason = (f"{today.colour.lower()} peak: the battery gives back the sun it "
+                             "stored" if output == SBU else
+                             f"{today.colour.lower()} peak: the battery is kept for a red day")
     return BatteryPlan(output, output_reason, charger, charger_reason, target, target_reason,
                        peak_day, peak.colour, peak.known, assumptions)
 
