@@ -91,7 +91,9 @@ class FakeDaemon:
         self.dump_text = "time=1700000000, masterID=7777\nslave 032E: state=1"
         self.last_twc_response = "None"
         # Other packet-mode JSON queries (getGreenStatus, getGreenHistory): text -> reply.
-        self.json_packets: dict[str, object] = {}
+        # Packet queries answered with JSON; no tariff and no inverter unless a test says so.
+        self.json_packets: dict[str, object] = {"getTariffStatus": None,
+                                                 "getInverterStatus": None}
         self.silent = False
         self._received: list[Received] = []
         self._cond = threading.Condition()

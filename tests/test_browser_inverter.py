@@ -35,8 +35,21 @@ def panel(driver) -> dict:
         return out;""")
 
 
-def screenshot(driver, path) -> None:
-    driver.execute_script("document.getElementById('inverter').scrollIntoView();")
+def tempo(driver) -> dict:
+    return driver.execute_script("""
+        var section = document.getElementById('tariff');
+        return {shown: !!section && !section.hidden,
+                today: document.getElementById('tempoToday').textContent.trim(),
+                tomorrow: document.getElementById('tempoTomorrow').textContent.trim(),
+                planOutput: document.getElementById('planOutput').textContent.trim(),
+                segments: document.querySelectorAll('#planBar .seg').length,
+                lastWindow: (function () {
+                  var rows = document.querySelectorAll('#planCar tr');
+                  return rows.length ? rows[rows.length - 1].children[1].textContent : ''; })()};""")
+
+
+def screenshot(driver, path, section: str = "inverter") -> None:
+    driver.execute_script(f"document.getElementById('{section}').scrollIntoView();")
     assert driver.save_screenshot(str(path)), path
 
 
@@ -64,6 +77,8 @@ def test_inverter_panel_and_priority_form_in_chromium(tmp_path):
         f'[ipc]\npath = "{ipc_dir}"\n'
         f'[settings]\nfile = "{tmp_path / "settings.txt"}"\n'
         f'[pi30]\nport = "{tmp_path / "ttyPI30"}"\ninterval_s = 1\ntimeout_s = 1\n'
+        f'[tariff]\nkind = "tempo"\n[tempo]\nsource = "manual"\n'
+        f'cache_file = "{tmp_path / "tempo.json"}"\n'
         f'[web]\nhost = "127.0.0.1"\nport = {port}\n')
     base = f"http://127.0.0.1:{port}"
     daemon = web = driver = None
@@ -94,9 +109,25 @@ def test_inverter_panel_and_priority_form_in_chromium(tmp_path):
         assert wait_until(lambda: panel(driver)["output"] == "utility", timeout_s=10,
                           interval_s=0.2), panel(driver)
 
+        # The Tempo panel: unknown colours are said to be assumed, the plan is drawn, and
+        # tomorrow's colour can be set by hand.
+        assert wait_until(lambda: tempo(driver)["shown"] and tempo(driver)["segments"] >= 2,
+                          timeout_s=15, interval_s=0.2), (tempo(driver), logs())
+        shown = tempo(driver)
+        assert shown["tomorrow"].startswith("unknown — assuming"), shown
+        assert "Inverter output:" in shown["planOutput"], shown
+        form = driver.find_element(By.CSS_SELECTOR, 'form[action="/tempo"]')
+        Select(form.find_element(By.NAME, "colour")).select_by_value("RED")
+        form.find_element(By.TAG_NAME, "button").click()       # the date is tomorrow's
+        assert wait_until(lambda: tempo(driver)["tomorrow"] == "red (set by hand)",
+                          timeout_s=15, interval_s=0.2), (tempo(driver), logs())
+        assert any("RED (manual)" in text for text in panel(driver)["flash"])
+        assert tempo(driver)["lastWindow"].startswith("red"), tempo(driver)  # re-planned
+
         set_width(driver, *DESKTOP)
         assert panel(driver)["overflow"] <= 0, panel(driver)
         screenshot(driver, tmp_path / "inverter-desktop.png")
+        screenshot(driver, tmp_path / "tempo-desktop.png", "tariff")
 
         sim.silent = True         # the inverter stops answering: stale, dashes, the reason
         assert wait_until(lambda: panel(driver)["invState"] == "stale", timeout_s=30,

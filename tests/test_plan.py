@@ -215,3 +215,22 @@ def test_the_runner_applies_the_plan_to_the_inverter(pi30_sim, caplog):
                    for r in caplog.records)
     finally:
         source.stop()
+
+
+def test_the_runner_replans_at_once_when_a_colour_changes():
+    from TWCManager.plan.runner import PlanRunner
+    from TWCManager.tariff.calendar import TempoCalendar
+    from TWCManager.tariff.service import TempoService
+
+    from .fakes import FakeClock
+
+    clock = FakeClock(paris(2026, 12, 3, 23, 0))
+    tempo = TempoService(TempoCalendar(), PRICES, clock)
+    runner = PlanRunner(tempo, SPEC, "solar", now=clock.now, interval_s=30.0)
+    runner.step(0.0)
+    assert runner.status()["car"][-1]["colour_known"] is False
+    runner.step(1.0)                                   # within the interval, nothing changed
+    tempo.calendar.override(D + timedelta(days=1), BLUE, clock.now())
+    runner.step(2.0)                                   # within the interval, but re-planned
+    assert runner.status()["car"][-1]["colour"] == BLUE
+    assert runner.status()["car"][-1]["colour_known"] is True

@@ -232,6 +232,14 @@ def test_twcapi_boost_and_cancel_send_lennybos_sequence_and_redirect(client, dae
     assert sent(daemon) == BOOST_SETS + [last]
 
 
+def test_with_a_tariff_boost_and_eco_schedule_the_offpeak_window(client, daemon):
+    daemon.json_packets["getTariffStatus"] = {"kind": "tempo", "offpeak_start": "22:30",
+                                              "offpeak_end": "06:30"}
+    assert client.get("/TWCapi.php?CancelBoost=1").status_code in (302, 303)
+    assert sent(daemon)[1] == "setScheduledAmps=16\nstartTime=22:30\nendTime=06:30\ndays=127"
+    assert "getTariffStatus" in daemon.queries
+
+
 @pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"},
                                      {"Sec-Fetch-Site": "same-site"},
                                      {"Origin": "http://evil.example"},

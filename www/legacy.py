@@ -10,12 +10,27 @@ from .status import lennybo_json
 bp = Blueprint("legacy", __name__)
 
 # LennyBo's Boost/Eco sequence, with the schedule command separated by newlines as
-# the daemon always expected (his page sent spaces; decisions §4.12 now accepts both).
-MODE_COMMANDS = (
-    "setNonScheduledAmps=-1",
-    "setScheduledAmps=16\nstartTime=21:00\nendTime=07:00\ndays=127",
-    "setResumeTrackGreenEnergyTime=-1:00",
-)
+# the daemon always expected (his page sent spaces; decisions §4.12 now accepts both). His
+# night schedule is 21:00-07:00; with a tariff it is the tariff's off-peak window (issue 12).
+NIGHT_WINDOW = ("21:00", "07:00")
+
+
+def mode_commands(window: tuple[str, str] = NIGHT_WINDOW) -> tuple[str, ...]:
+    return ("setNonScheduledAmps=-1",
+            f"setScheduledAmps=16\nstartTime={window[0]}\nendTime={window[1]}\ndays=127",
+            "setResumeTrackGreenEnergyTime=-1:00")
+
+
+MODE_COMMANDS = mode_commands()
+
+
+def night_window() -> tuple[str, str]:
+    from .tariff import tariff_status
+
+    tariff = tariff_status()
+    if tariff and tariff.get("offpeak_start") and tariff.get("offpeak_end"):
+        return tariff["offpeak_start"], tariff["offpeak_end"]
+    return NIGHT_WINDOW
 
 
 @bp.get("/TWCapi.php")
@@ -33,7 +48,7 @@ def twcapi():
         security.refuse_cross_site()
         last = "chargeNow" if args.get("Boost") == "1" else "chargeNowCancel"
         try:
-            commands(*MODE_COMMANDS, last)
+            commands(*mode_commands(night_window()), last)
         except DaemonUnavailable as exc:
             return jsonify(error="TWCManager is not responding", detail=str(exc)), 503
         return redirect("/", code=302)

@@ -30,13 +30,18 @@ class PlanRunner:
         self.plan: dict | None = None
         self.fallback: str | None = None
         self._last_step: float | None = None
+        self._version = -1
         self._asked: dict[str, tuple[str, float]] = {}     # what -> (value, at)
         self._logged_reasons: dict[str, str] = {}
 
     def step(self, mono: float) -> None:
-        if self._last_step is not None and mono - self._last_step < self.interval_s:
+        # Every interval_s, and at once when a colour changed (a manual override is shown in
+        # the plan the next time the page asks).
+        version = self.tempo.calendar.version
+        if self._last_step is not None and mono - self._last_step < self.interval_s \
+                and version == self._version:
             return
-        self._last_step = mono
+        self._last_step, self._version = mono, version
         status = self.inverter.status(mono) if self.inverter else None
         fresh = status if status and status.get("state") != "stale" else None
         now = self._now()

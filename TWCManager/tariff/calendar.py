@@ -43,6 +43,7 @@ class TempoCalendar:
         self._days: dict[date, DayColour] = {}
         self._manual: dict[date, DayColour] = {}
         self.cache_error: str | None = None
+        self.version = 0      # counts changes: a plan made from an older one is out of date
 
     # ------------------------------------------------------------------ reading
 
@@ -68,6 +69,7 @@ class TempoCalendar:
                                     or old.colour == colour):
                 return False
             self._days[day] = DayColour(colour, source, at.isoformat(timespec="seconds"))
+            self.version += 1
         if old is not None:
             log.warning("Tempo %s: %s (%s) replaces %s (%s)", day, colour, source, old.colour,
                         old.source)
@@ -85,6 +87,7 @@ class TempoCalendar:
                 self._manual.pop(day, None)
             else:
                 self._manual[day] = DayColour(colour, MANUAL, at.isoformat(timespec="seconds"))
+            self.version += 1
         log.info("Tempo %s: manual override %s", day, colour or "cleared")
         self.save()
 
@@ -134,6 +137,7 @@ class TempoCalendar:
         with self._lock:
             self._days.update(days)
             self._manual.update(manual)
+            self.version += 1
         self.forget_before(today - timedelta(days=KEEP_DAYS))
         return len(days) + len(manual)
 

@@ -144,6 +144,8 @@ class TempoService:
             "price_eur_kwh": price,
             "price_assumed": not assumed.known,
             "export_eur_kwh": self.prices.export_eur_kwh,
+            "offpeak_start": _hhmm(self.prices.offpeak_start_min),
+            "offpeak_end": _hhmm(self.prices.offpeak_end_min),
             "next_change_at": next_change(now, self.prices).isoformat(timespec="seconds"),
             "last_poll_at": _iso(self.last_poll_at),
             "next_poll_at": _iso(self.next_poll_at) if self.client else None,
@@ -160,6 +162,10 @@ class TempoService:
                 "note": None if entry else assumed.reason,
                 "peak_eur_kwh": self.prices.price(assumed.colour, "peak"),
                 "offpeak_eur_kwh": self.prices.price(assumed.colour, "offpeak")}
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _iso(when: datetime | None) -> str | None:

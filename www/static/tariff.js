@@ -50,6 +50,23 @@
         $("<td>").text("car: " + w.car_uses)));
     });
     $("#planCar").empty().append(rows);
+    // The next 24 h as one bar: a segment per window, as wide as it is long, as tall as its
+    // price (the dearest window full height), coloured by its Tempo colour.
+    var total = 0, dearest = 0;
+    $.each(plan.car, function (_, w) {
+      total += Date.parse(w.end) - Date.parse(w.start);
+      dearest = Math.max(dearest, w.price_eur_kwh);
+    });
+    var bar = $("#planBar").empty();
+    $.each(plan.car, function (_, w) {
+      var share = (Date.parse(w.end) - Date.parse(w.start)) / total;
+      var height = dearest ? Math.max(15, 100 * w.price_eur_kwh / dearest) : 100;
+      bar.append($("<div>").addClass("seg").attr("data-colour", w.colour)
+        .attr("title", hhmm(w.start) + "–" + hhmm(w.end) + " " + w.price_eur_kwh.toFixed(4) +
+              " €/kWh, car: " + w.car_uses)
+        .css({ width: (100 * share) + "%", height: height + "%" })
+        .append($("<span>").text(share > 0.12 ? hhmm(w.start) : "")));
+    });
   }
 
   function refresh() {
