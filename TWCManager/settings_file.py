@@ -129,12 +129,21 @@ def _parse_charge_now_amps(text: str) -> float:
     return value
 
 
+def _parse_goal_kwh(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= GOAL_KWH_MAX:
+        raise ValueError(f"outside 0..{GOAL_KWH_MAX}")
+    return value
+
+
 def _parse_wall_time(text: str) -> float:
     value = _number(text)
     if value < 0:
         raise ValueError("negative")
     return value
 
+
+GOAL_KWH_MAX = 200      # more than any car's battery
 
 # File key -> (attribute, parser, writer). Order is the file order (original-program.md §7),
 # with the pass-through keys inserted after kWhDelivered and the new keys at the end.
@@ -148,13 +157,19 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], Callable[[object], str]]]
     "kWhDelivered": ("kwh_delivered", _parse_kwh, _int_text),
     "chargeNowAmps": ("charge_now_amps", _parse_charge_now_amps, lambda v: str(float(v))),
     "chargeNowTimeEnd": ("charge_now_until_at_wall", _parse_wall_time, lambda v: str(float(v))),
+    "chargeGoalKwh": ("charge_goal_kwh", _parse_goal_kwh, lambda v: str(float(v))),
+    "chargeGoalBy": ("charge_goal_by_at_wall", _parse_wall_time, lambda v: str(float(v))),
+    "chargeGoalDoneKwh": ("charge_goal_done_kwh", _parse_goal_kwh, lambda v: str(float(v))),
 }
 _ORIGINAL_ORDER = [
     "nonScheduledAmpsMax", "scheduledAmpsMax", "scheduledAmpsStartHour", "scheduledAmpsEndHour",
     "scheduledAmpsDaysBitmap", "hourResumeTrackGreenEnergy", "kWhDelivered",
     *PASSTHROUGH_DEFAULTS, "chargeNowAmps", "chargeNowTimeEnd",
+    "chargeGoalKwh", "chargeGoalBy", "chargeGoalDoneKwh",
 ]
 KNOWN_KEYS = frozenset(_ORIGINAL_ORDER)
+# Written only while a charge goal is set: a file of a user without one stays as it was.
+GOAL_KEYS = frozenset({"chargeGoalKwh", "chargeGoalBy", "chargeGoalDoneKwh"})
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -264,6 +279,8 @@ def format_settings(settings: Settings) -> str:
     """
     lines = []
     for key in _ORIGINAL_ORDER:
+        if key in GOAL_KEYS and not settings.charge_goal_by_at_wall:
+            continue
         if key in _FIELDS:
             attr, parse, write = _FIELDS[key]
             value = getattr(settings, attr)

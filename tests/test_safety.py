@@ -1,5 +1,5 @@
 """Safety invariant (decisions.md §4.8), as a property over random command, settings,
-surplus and car sequences with 1–3 slaves, checked on the bytes the master sends:
+surplus, charge-goal and car sequences with 1–3 slaves, checked on the bytes the master sends:
 
 * the amps offered to all slaves together never exceed wiring_max_amps_all_twcs;
 * no slave is offered more than wiring_max_amps_per_twc or its own rating;
@@ -50,6 +50,8 @@ events = st.lists(st.tuples(
         st.tuples(st.just("car"), st.integers(0, 2), st.sampled_from(CAR_MODES)),
         st.tuples(st.just("override"), st.binary(min_size=0, max_size=9)),
         st.tuples(st.just("unplug_bus"), st.booleans()),
+        # A charge goal due in a few minutes: its grid slots ask for the wiring maximum.
+        st.tuples(st.just("goal"), st.floats(0.5, 80), st.integers(1, 120)),
     )), min_size=1, max_size=40)
 
 
@@ -131,6 +133,10 @@ def test_offers_never_exceed_wiring(lims, unit_specs, event_list, seed):
             master.override_heartbeat_data = action[1] or None
         elif kind == "unplug_bus":
             h.connected = action[1]
+        elif kind == "goal":
+            settings.charge_goal_kwh, settings.charge_goal_done_kwh = action[1], 0.0
+            settings.charge_goal_by_at_wall = (clock.wall() + timedelta(minutes=action[2])
+                                               ).timestamp()
         master.settings_changed(clock.mono)
     h.run_for(30)
     check(master, sent, sims, clock.mono)

@@ -39,12 +39,13 @@ def create_app(cfg: Config | None = None, peer: QueuePeer | None = None) -> Flas
     app.extensions["twc"] = {"peer": peer, "cfg": cfg, "timeout_s": cfg.web.ipc_timeout_s}
     security.install(app, cfg.web)
 
-    from . import api, api_v1, inverter, legacy, pages, tariff
+    from . import api, api_v1, goal, inverter, legacy, pages, tariff
 
     app.register_blueprint(legacy.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(inverter.bp)
     app.register_blueprint(tariff.bp)
+    app.register_blueprint(goal.bp)
     # Before /api: its catch-all route would otherwise answer /api/v1/… with 404.
     app.register_blueprint(api_v1.bp, url_prefix="/api/v1")
     app.register_blueprint(api.bp, url_prefix="/api")

@@ -81,6 +81,13 @@ def get_tariff_status():
     return jsonify(_json_query("getTariffStatus"))
 
 
+@bp.get("/getChargeGoal")
+def get_charge_goal():
+    """The "N kWh by HH:MM" goal: done and needed kWh, the grid windows and prices; null
+    without one."""
+    return jsonify(get_status_json().get("charge_goal"))
+
+
 @bp.get("/getGreenHistory")
 def get_green_history():
     """One sample a minute for the last hours: t, solar_w, house_w, car_w, grid_w."""
@@ -152,6 +159,14 @@ def json_body() -> dict:
     if not isinstance(body, dict):
         _bad("the body is not a JSON object")
     return body
+
+
+def json_body_optional() -> dict:
+    """A command without arguments: no body at all, or a JSON object (checked strictly)."""
+    security.refuse_cross_site()
+    if not request.content_length and not request.is_json:
+        return {}
+    return json_body()
 
 
 def _reject_constant(name: str):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from . import inverter, tariff
-from .api import BadInput, json_body
+from . import goal, inverter, tariff
+from .api import BadInput, json_body, json_body_optional
 from .daemon_link import DaemonUnavailable, get_status_json
 from .state_v1 import api_state
 
@@ -69,3 +69,21 @@ def tempo_colour():
     except tariff.NoTempo as exc:
         return jsonify(error=str(exc)), 409
     return jsonify(status="done", message=message, tariff=tariff.tariff_status())
+
+
+@bp.post("/charge_goal")
+def charge_goal():
+    """{"kwh": 20, "by": "07:00"}: the sun first, then the cheapest grid slots."""
+    body = json_body()
+    try:
+        message = goal.set_goal(body.get("kwh"), body.get("by"))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return jsonify(status="done", message=message,
+                   charge_goal=get_status_json().get("charge_goal"))
+
+
+@bp.post("/charge_goal/cancel")
+def charge_goal_cancel():
+    json_body_optional()
+    return jsonify(status="done", message=goal.cancel_goal())

@@ -54,6 +54,7 @@ def api_state(status: dict) -> dict:
         "tempo_tomorrow_assumed": (tariff.get("tomorrow") or {}).get("assumed"),
         **_inverter(status.get("inverter")),
         **_plan(status.get("plan")),
+        **_goal(status.get("charge_goal")),
         "chargers": [_charger(unit) for unit in status.get("slaves", [])],
     }
 
@@ -91,6 +92,17 @@ def _plan(plan: dict | None) -> dict:
             "battery_target_reason": battery.get("target_reason"),
             "plan_automate": (plan or {}).get("automate"),
             "inverter_fallback": (plan or {}).get("fallback")}
+
+
+def _goal(goal: dict | None) -> dict:
+    """"N kWh by HH:MM": null without one."""
+    goal = goal or {}
+    windows = goal.get("grid_windows") or []
+    return {"charge_goal_kwh": goal.get("kwh"), "charge_goal_by": goal.get("by"),
+            "charge_goal_done_kwh": goal.get("done_kwh"),
+            "charge_goal_need_kwh": goal.get("need_kwh"),
+            "charge_goal_grid_start": windows[0]["start"] if windows else None,
+            "charge_goal_grid_eur_kwh": windows[0]["price_eur_kwh"] if windows else None}
 
 
 def _charger(unit: dict) -> dict:

@@ -18,6 +18,7 @@ CHARGE_NOW = "charge_now"
 SCHEDULED = "scheduled"
 NON_SCHEDULED = "non_scheduled"
 GREEN = "green"
+GOAL = "goal"           # "N kWh by HH:MM": a cheapest grid slot (core.goal), after charge now
 
 # Cars with a draw below this are told to keep the minimum rather than stop (§6.5).
 STOP_ALLOWED_AMPS = 4.0
@@ -91,11 +92,15 @@ def in_green_hours(green_hours: tuple[int, int], when: datetime) -> bool:
 
 def choose_pool(settings: Settings, when: datetime, green_amps: float | None,
                 limits: Limits, green_hours: tuple[int, int] = (6, 20),
-                green_reason: str = "green energy") -> PoolDecision:
+                green_reason: str = "green energy",
+                goal: tuple[float, str] | None = None) -> PoolDecision:
     """Pick the amps to divide among all slaves (§6.3 step 3), clamped to the
-    wiring and never negative (decisions.md §4.13)."""
+    wiring and never negative (decisions.md §4.13). `goal`: the amps and reason of a charge
+    goal's grid slot now, if one runs."""
     if charge_now_active(settings, when.timestamp()):
         decision = PoolDecision(settings.charge_now_amps, CHARGE_NOW, "charge now")
+    elif goal is not None:
+        decision = PoolDecision(goal[0], GOAL, goal[1])
     elif schedule_active(settings, when):
         decision = PoolDecision(float(settings.scheduled_amps), SCHEDULED, "scheduled charging")
     elif settings.non_scheduled_amps > -1:

@@ -28,6 +28,10 @@ class Settings:
     kwh_delivered: int = 119
     charge_now_amps: float = 0.0
     charge_now_until_at_wall: float = 0.0  # unix seconds, 0 = no charge-now
+    # "N kWh by HH:MM" (issue 12): the energy wanted, the deadline, and what came so far.
+    charge_goal_kwh: float = 0.0
+    charge_goal_by_at_wall: float = 0.0     # unix seconds, 0 = no goal
+    charge_goal_done_kwh: float = 0.0
     # Every other key=value line (car API tokens, home position, unknown keys), in file order.
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from typing import Callable, Protocol, Sequence
 
 from ..config import Config
 from . import policy
+from .goal import GoalKeeper
 from .green import GreenDecision, GreenParams, GreenService
 from .interfaces import NoTariff, Pricing, SiteReadings, Tariff
 from .settings import Settings
@@ -80,6 +81,7 @@ class Site:
         self.tariff = tariff or NoTariff()
         self.green_service = GreenService(green_params)
         self.green: GreenPolicy = green or self.green_service
+        self.goal = GoalKeeper()
         self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self._policy_clock = policy.Clock()
         self._pool_log_key: tuple | None = None
@@ -88,6 +90,12 @@ class Site:
              units: Sequence[SlaveTWC]) -> SiteDecision:
         """One decision for the whole home. `now`: monotonic seconds; `when`: local time."""
         changes = self._policy_clock.tick(self.settings, when)
+        wpa = watts_per_amp(units) or self.green_service.tracker.params.watts_per_amp
+        car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
+        goal, goal_changes = self.goal.step(self.settings, now, when, car_w,
+                                            self.limits.wiring_max_amps_all_twcs, wpa,
+                                            self.tariff.import_eur_kwh)
+        changes += goal_changes
         for change in changes:
             log.info("%s", change.capitalize())
         green, green_reason = None, "no valid energy reading"
@@ -104,7 +112,7 @@ class Site:
                                              if u.is_charging))
             green, green_reason = decision.amps, decision.reason
         pool = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
-                                  green_reason)
+                                  green_reason, goal)
         # One line when the source or the whole amps change, not at every countdown second.
         key = (pool.source, round(pool.amps))
         if key != self._pool_log_key:

@@ -11,9 +11,11 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Callable
 
+from ..core.goal import clear_goal
+from ..settings_file import GOAL_KWH_MAX
 from ..twc import messages
 from .status import Context, Home, dump_state, get_status_text, snapshot
 from .wire import BadRequest, Reply
@@ -136,6 +138,33 @@ def _charge_now_cancel(arg: str, home: Home, ctx: Context) -> Reply:
     return _changed(home, ctx, "chargeNowCancel")
 
 
+def _set_charge_goal(arg: str, home: Home, ctx: Context) -> Reply:
+    """`setChargeGoal=KWH,HH:MM`: KWH more by the next HH:MM (local time)."""
+    kwh_text, _, time_text = arg.strip().partition(",")
+    try:
+        kwh = float(kwh_text)
+    except ValueError:
+        raise BadRequest(f"setChargeGoal: {kwh_text!r} is not a number of kWh") from None
+    if not 0 < kwh <= GOAL_KWH_MAX:
+        raise BadRequest(f"setChargeGoal: {kwh:g} kWh is outside 0 < kWh <= {GOAL_KWH_MAX}")
+    minutes = _time_arg(time_text, "setChargeGoal time")
+    if minutes < 0:
+        raise BadRequest("setChargeGoal: expected a time of day HH:MM")
+    now = datetime.fromtimestamp(ctx.now_wall_s).astimezone()
+    deadline = now.replace(hour=minutes // 60, minute=minutes % 60, second=0, microsecond=0)
+    if deadline <= now:
+        deadline += timedelta(days=1)
+    s = home.settings
+    s.charge_goal_kwh, s.charge_goal_done_kwh = kwh, 0.0
+    s.charge_goal_by_at_wall = deadline.timestamp()
+    return _changed(home, ctx, f"setChargeGoal={kwh:g},{deadline:%H:%M}")
+
+
+def _charge_goal_cancel(arg: str, home: Home, ctx: Context) -> Reply:
+    clear_goal(home.settings)
+    return _changed(home, ctx, "chargeGoalCancel")
+
+
 def _set_non_scheduled(arg: str, home: Home, ctx: Context) -> Reply:
     home.settings.non_scheduled_amps = _int_arg(arg, "setNonScheduledAmps", -1, 240)
     return _changed(home, ctx, f"setNonScheduledAmps={arg}")
@@ -254,6 +283,9 @@ COMMANDS: dict[str, Command] = {
     # differs, read back; the outcome is in getStatusJson's "inverter".
     "setInverterOutputPriority": Command(_inverter_priority("output-priority"), arg=ARG),
     "setInverterChargerPriority": Command(_inverter_priority("charger-priority"), arg=ARG),
+    # New (issue 12): "N kWh by HH:MM" (sun first, then the cheapest grid slots).
+    "setChargeGoal": Command(_set_charge_goal, arg=ARG),
+    "chargeGoalCancel": Command(_charge_goal_cancel),
     # New (issue 12): the user's colour for a Tempo day, kept apart from the sources'.
     "setTempoColour": Command(_set_tempo_colour, arg=ARG),
 }

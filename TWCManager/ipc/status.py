@@ -71,6 +71,7 @@ def snapshot(home: Home, ctx: Context) -> dict:
         "scheduled_end": hhmm(s.scheduled_end_min),
         "scheduled_days_bitmap": s.scheduled_days_bitmap,
         "resume_green_at": hhmm(s.resume_green_min),
+        "charge_goal": home.site.goal.status(s),
         "server_time": ctx.now_wall_s,
         "watts_per_amp": watts_per_amp(master.slaves),
         "slaves": [{
