@@ -173,6 +173,7 @@ class TempoConfig:
     cache_file: str = "/var/lib/twcmanager/tempo.json"
     poll_interval_s: float = 1800.0     # while tomorrow is unknown
     timeout_s: float = 10.0
+    linky_port: str = ""                # the Linky's TIC adapter (historique mode); "" = none
 
 
 @dataclass(frozen=True)

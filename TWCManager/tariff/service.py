@@ -63,9 +63,11 @@ class TempoTariff:
 
 class TempoService:
     def __init__(self, calendar: TempoCalendar, prices: TempoPrices, clock: Clock,
-                 client: RteClient | None = None, interval_s: float = 1800.0) -> None:
+                 client: RteClient | None = None, interval_s: float = 1800.0,
+                 linky=None) -> None:
         self.calendar, self.prices, self.clock = calendar, prices, clock
-        self.client = client              # None: manual colours only
+        self.client = client              # None: no RTE (manual colours, or the Linky only)
+        self.linky = linky                # tariff.linky.LinkySource, or None
         self.interval_s = interval_s
         self.tariff = TempoTariff(calendar, prices)
         self.failures = 0
@@ -79,6 +81,8 @@ class TempoService:
 
     def start(self) -> None:
         self.calendar.load(self.clock.now().astimezone(PARIS).date())
+        if self.linky is not None:
+            self.linky.start()
         if self.client is None:
             return
         self._thread = threading.Thread(target=self._run, name="tempo", daemon=True)
@@ -87,6 +91,8 @@ class TempoService:
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        if self.linky is not None:
+            self.linky.stop(timeout_s)
         if self._thread:
             self._thread.join(timeout_s)
 
@@ -150,6 +156,7 @@ class TempoService:
             "last_poll_at": _iso(self.last_poll_at),
             "next_poll_at": _iso(self.next_poll_at) if self.client else None,
             "last_error": self.last_error or self.calendar.cache_error,
+            "linky": self.linky.status() if self.linky is not None else None,
         }
 
     def _day(self, day: date, colours: dict[date, str]) -> dict:

@@ -7,6 +7,7 @@ from ..config import Config, read_secret
 from ..config_checks import minutes_of
 from ..core.interfaces import Clock
 from .calendar import TempoCalendar
+from .linky import LinkySource
 from .rte import RteClient
 from .service import TempoService
 from .tempo import TempoPrices
@@ -33,5 +34,7 @@ def tempo_from(cfg: Config, clock: Clock) -> TempoService | None:
     if t.source == "rte":
         client = RteClient(t.rte_url, t.client_id, read_secret(t.client_secret_file, "tempo.client_secret_file"),
                            timeout_s=t.timeout_s, clock=clock.monotonic)
-    return TempoService(TempoCalendar(t.cache_file or None), prices_from(cfg), clock,
-                        client=client, interval_s=t.poll_interval_s)
+    calendar, prices = TempoCalendar(t.cache_file or None), prices_from(cfg)
+    linky = LinkySource(t.linky_port, calendar, clock.now, prices) if t.linky_port else None
+    return TempoService(calendar, prices, clock, client=client, interval_s=t.poll_interval_s,
+                        linky=linky)
