@@ -343,6 +343,12 @@ def report(days, results, bounds) -> None:
                 ours.result.cycles <= seed.result.cycles,
                 results[(i, "solar", colour)].result.grid_kwh <= seed.result.grid_kwh + 1e-9)
         print()
+    print("over all days, share of the summed bounds:")
+    for colour in COLOURS:
+        bound = sum(bounds[(i, colour)] for i in range(len(days)))
+        print(f"  {colour:5} " + ", ".join(
+            f"{name} {100 * sum(results[(i, name, colour)].eur for i in range(len(days))) / bound:.1f} %"
+            for name in CONTROLLERS))
     names = ("cheapest >= 95 % of the bound", "cheapest beats seed, evcc and openWB",
              "cheapest starts <= seed's", "solar grid kWh <= seed's")
     for k, label in enumerate(names):
