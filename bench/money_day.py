@@ -46,10 +46,8 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import solar_day as sd  # noqa: E402
-from TWCManager.core import policy  # noqa: E402
 from TWCManager.core.interfaces import Pricing  # noqa: E402
 from TWCManager.replay import CarSpec, Obs, ReplayEngine  # noqa: E402
-from TWCManager.twc.slave import SlaveTWC  # noqa: E402
 
 EXPORT_EUR_KWH = 0.04
 COLOURS = {"blue": (0.1654, 0.1356), "white": (0.1921, 0.1536), "red": (0.7295, 0.1615)}
@@ -71,43 +69,9 @@ def saving_eur(result: sd.Result, p: Pricing) -> float:
 
 # ----------------------------------------------------------------------------- controllers
 
-class _HeldPolicy:
-    """A pool decided every `meter_interval_s`, offered through the Gen2 holds."""
+class EvccPolicy(sd.HeldPolicy):
     meter_interval_s = 30
-
-    def __init__(self) -> None:
-        cfg = sd.config_for()
-        self.limits = policy.Limits(float(cfg.twc.wiring_max_amps_all_twcs),
-                                    float(cfg.twc.wiring_max_amps_per_twc),
-                                    float(cfg.twc.min_amps_per_twc))
-        self.holds = policy.Holds()
-        self.slave: SlaveTWC | None = None
-        self.pool = 0.0
-        self._meter_t = None
-
-    def decide(self, obs: Obs) -> float:
-        raise NotImplementedError
-
-    def step(self, obs: Obs) -> int:
-        now = obs.t
-        if self.slave is None:
-            self.slave = SlaveTWC(0x032E, 0x77, 2, sd.CAR_MAX_A, registered_at=now)
-        state = {"stopped": 3, "starting": 8, "charging": 1, "full": 3}[obs.car_state]
-        self.slave.update_from_heartbeat(state, obs.offer_a, obs.car_a, now)
-        if obs.meter_t != self._meter_t and obs.grid_w is not None:
-            self._meter_t = obs.meter_t
-            self.pool = self.decide(obs)
-        hour = int(obs.t // 3600)
-        pool = self.pool if sd.GREEN_HOURS[0] <= hour < sd.GREEN_HOURS[1] else 0.0
-        pool = min(max(pool, 0.0), self.limits.wiring_max_amps_all_twcs)
-        offer = policy.offer_for(self.slave, [], pool, self.limits, self.holds, now,
-                                 follow_sun=True)
-        self.slave.record_offer(offer.amps, now)
-        return offer.amps
-
-
-class EvccPolicy(_HeldPolicy):
-    meter_interval_s = 30
+    follow_sun = True
     ENABLE_S, DISABLE_S = 60, 180
 
     def __init__(self) -> None:
@@ -137,8 +101,9 @@ class EvccPolicy(_HeldPolicy):
         return sd.CAR_MIN_A
 
 
-class OpenWbPolicy(_HeldPolicy):
+class OpenWbPolicy(sd.HeldPolicy):
     meter_interval_s = 10
+    follow_sun = True
     ON_W, ON_S, OFF_S = 1500.0 * sd.PHASES, 30, 60
     AIM_IMPORT_W, SLEW_A = 115.0, 5.0
 

@@ -329,13 +329,15 @@ class CarSim:
 
 # ------------------------------------------------------------------------- policies
 
-class SeedPolicy:
-    """The baseline: LennyBo's pool (read every 30 s: grid W / 690 + drawn amps, held),
-    the original holds through `policy.offer_for` (see the module docstring)."""
+class HeldPolicy:
+    """A pool decided at each new meter reading (`decide`), held, and offered to one car
+    through the Gen2 holds of `policy.offer_for`, as the RS-485 engine would."""
 
     meter_interval_s = SEED_INTERVAL_S
+    follow_sun = False      # the seed's own "don't stop yet" rule re-arms on every change
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config | None = None) -> None:
+        cfg = cfg or config_for()
         self.limits = policy.Limits(float(cfg.twc.wiring_max_amps_all_twcs),
                                     float(cfg.twc.wiring_max_amps_per_twc),
                                     float(cfg.twc.min_amps_per_twc))
@@ -344,22 +346,34 @@ class SeedPolicy:
         self.pool = 0.0
         self._meter_t = None
 
+    def decide(self, obs: Obs) -> float:
+        raise NotImplementedError
+
     def step(self, obs: Obs) -> int:
         now = obs.t
         if self.slave is None:
             self.slave = SlaveTWC(0x032E, 0x77, 2, CAR_MAX_A, registered_at=now)
         state = {"stopped": 3, "starting": 8, "charging": 1, "full": 3}[obs.car_state]
         self.slave.update_from_heartbeat(state, obs.offer_a, obs.car_a, now)
-        if obs.meter_t != self._meter_t:
+        if obs.meter_t != self._meter_t and obs.grid_w is not None:
             self._meter_t = obs.meter_t
-            # check_green_energy: solarW = grid + total actual x 690; pool = solarW / 690.
-            self.pool = obs.grid_w / WPA + obs.car_a
+            self.pool = self.decide(obs)
         hour = int(obs.t // 3600)
         pool = self.pool if GREEN_HOURS[0] <= hour < GREEN_HOURS[1] else 0.0
         pool = min(max(pool, 0.0), self.limits.wiring_max_amps_all_twcs)
-        offer = policy.offer_for(self.slave, [], pool, self.limits, self.holds, now)
+        offer = policy.offer_for(self.slave, [], pool, self.limits, self.holds, now,
+                                 follow_sun=self.follow_sun)
         self.slave.record_offer(offer.amps, now)
         return offer.amps
+
+
+class SeedPolicy(HeldPolicy):
+    """The baseline: LennyBo's pool (read every 30 s: grid W / 690 + drawn amps, held),
+    the original holds through `policy.offer_for` (see the module docstring)."""
+
+    def decide(self, obs: Obs) -> float:
+        # check_green_energy: solarW = grid + total actual x 690; pool = solarW / 690.
+        return obs.grid_w / WPA + obs.car_a
 
 
 class CliPolicy:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ..config import TariffConfig
+
 PARIS = ZoneInfo("Europe/Paris")
 
 BLUE, WHITE, RED = "BLUE", "WHITE", "RED"
@@ -27,13 +29,14 @@ RED_MONTHS = (11, 12, 1, 2, 3)
 @dataclass(frozen=True)
 class TempoPrices:
     """The six prices, the feed-in price (EUR/kWh) and the hours, from `[tariff]`."""
-    blue_peak_eur_kwh: float = 0.1654
-    blue_offpeak_eur_kwh: float = 0.1356
-    white_peak_eur_kwh: float = 0.1921
-    white_offpeak_eur_kwh: float = 0.1536
-    red_peak_eur_kwh: float = 0.7295
-    red_offpeak_eur_kwh: float = 0.1615
-    export_eur_kwh: float = 0.04
+    # The defaults are the configuration's (one place: config.py's [tariff]).
+    blue_peak_eur_kwh: float = TariffConfig.blue_peak_eur_kwh
+    blue_offpeak_eur_kwh: float = TariffConfig.blue_offpeak_eur_kwh
+    white_peak_eur_kwh: float = TariffConfig.white_peak_eur_kwh
+    white_offpeak_eur_kwh: float = TariffConfig.white_offpeak_eur_kwh
+    red_peak_eur_kwh: float = TariffConfig.red_peak_eur_kwh
+    red_offpeak_eur_kwh: float = TariffConfig.red_offpeak_eur_kwh
+    export_eur_kwh: float = TariffConfig.export_eur_kwh
     offpeak_start_min: int = 22 * 60
     offpeak_end_min: int = 6 * 60
     day_start_min: int = 6 * 60          # the Tempo day boundary
