@@ -39,7 +39,7 @@ def create_app(cfg: Config | None = None, peer: QueuePeer | None = None) -> Flas
     app.extensions["twc"] = {"peer": peer, "cfg": cfg, "timeout_s": cfg.web.ipc_timeout_s}
     security.install(app, cfg.web)
 
-    from . import api, api_v1, goal, inverter, legacy, pages, tariff
+    from . import api, api_v1, api_v1_commands, goal, inverter, legacy, pages, tariff  # noqa: F401
 
     app.register_blueprint(legacy.bp)
     app.register_blueprint(pages.bp)
