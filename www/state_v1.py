@@ -37,6 +37,8 @@ def api_state(status: dict) -> dict:
         "pool_amps": status.get("pool_amps"),
         "charge_now_amps": status.get("charge_now_amps"),
         "charge_now_until": status.get("charge_now_until"),
+        "non_scheduled_amps": status.get("non_scheduled_amps"),
+        "charging": any(unit["actual_amps"] >= 1.0 for unit in status.get("slaves", [])),
         "wiring_max_amps_all_twcs": status.get("wiring_max_amps_all_twcs"),
         "solar_w": green.get("solar_w") if sun_known else None,
         "grid_w": green.get("grid_w") if sun_known else None,   # + = export
@@ -55,8 +57,16 @@ def api_state(status: dict) -> dict:
         **_inverter(status.get("inverter")),
         **_plan(status.get("plan")),
         **_goal(status.get("charge_goal")),
+        # What the chargers have delivered in their life: never decreasing (HA's Energy
+        # dashboard); null while a charger has not said.
+        "car_lifetime_kwh": _lifetime_kwh(status.get("slaves", [])),
         "chargers": [_charger(unit) for unit in status.get("slaves", [])],
     }
+
+
+def _lifetime_kwh(units: list[dict]):
+    values = [unit.get("kwh") for unit in units]
+    return None if not values or None in values else sum(values)
 
 
 def _not_negative(watts):
