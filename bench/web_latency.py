@@ -1,13 +1,14 @@
-"""How fast the web app answers `/TWCapi.php?GetStatus=1`, alone and under load, beside the
-old PHP way of asking the daemon.
+"""How fast the web app answers `/TWCapi.php?GetStatus=1` and `/api/v1/state` (Home
+Assistant's one request), alone and under load, beside the old PHP way of asking the daemon.
 
 Runs the real daemon (`python -m TWCManager`) against one simulated TWC (protocol 2, 32 A,
 car charging) on a pseudo-terminal, and the real web app (`python -m www`, waitress, its
 default 8 threads) on 127.0.0.1 with a free port; both share a temp ipc.path. Then:
 
-  HTTP        GET /TWCapi.php?GetStatus=1 with 1 and with 20 concurrent clients, each a
-              thread with its own keep-alive http.client connection; a reply counts as
-              failed unless it is HTTP 200 with LennyBo's JSON (a `TWC` list)
+  HTTP        GET /TWCapi.php?GetStatus=1, then GET /api/v1/state, with 1 and with 20
+              concurrent clients, each a thread with its own keep-alive http.client
+              connection; a reply counts as failed unless it is HTTP 200 with LennyBo's JSON
+              (a `TWC` list), or the state object (a `chargers` list)
   PHP-style   what index.php / LennyBo's TWCapi.php did, in Python with sysv_ipc: send
               getStatus (pack("LSa*", time, random id, text)) as type 2, then up to 50
               rounds of: take ONE type-1 message without waiting; ours -> done; a foreign
@@ -56,6 +57,7 @@ from TWCManager.settings_file import save_settings
 from TWCManager.sim import Car, SimBus, SimulatedTWC, open_pty  # noqa: E402
 
 PATH = "/TWCapi.php?GetStatus=1"
+STATE_PATH = "/api/v1/state"       # Home Assistant's one request per interval (issue 13)
 
 # The original (PHP pages + TWCManager.py, on a Raspberry Pi), and the aims of the port.
 ORIGINAL_P50_1_MS = 102.0
@@ -217,6 +219,17 @@ def valid_status(body: bytes) -> bool:
         and "maxAmpsToDivideAmongSlaves" in data
 
 
+def valid_state(body: bytes) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("chargers"), list) and "mode" in data
+
+
+VALIDATORS = {PATH: valid_status, STATE_PATH: valid_state}
+
+
 def http_get_once(port: int) -> tuple[bool, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
     try:
@@ -250,8 +263,9 @@ def run_threads(worker, clients: int, result: Result) -> None:
                             f"{SCENARIO_DEADLINE_S:.0f} s deadline (left as daemon threads)")
 
 
-def http_scenario(port: int, clients: int, total: int) -> Result:
-    result = Result(f"HTTP {PATH}", clients)
+def http_scenario(port: int, clients: int, total: int, path: str = PATH) -> Result:
+    result = Result(f"HTTP {path}", clients)
+    valid = VALIDATORS[path]
     per_client = max(1, total // clients)
     errors: dict[str, int] = {}
 
@@ -265,10 +279,10 @@ def http_scenario(port: int, clients: int, total: int) -> Result:
         for _ in range(per_client):
             t0 = time.perf_counter()
             try:
-                conn.request("GET", PATH)
+                conn.request("GET", path)
                 response = conn.getresponse()
                 body = response.read()
-                ok = response.status == 200 and valid_status(body)
+                ok = response.status == 200 and valid(body)
                 why = "" if ok else f"HTTP {response.status}"
             except (OSError, http.client.HTTPException) as exc:
                 ok, why = False, type(exc).__name__
@@ -387,7 +401,7 @@ def print_report(results: list[Result], threads_note: str) -> None:
     for r in results:
         for note in r.notes:
             print(f"  {r.name}, {r.clients} clients: {note}")
-    http20 = next((r for r in results if r.name.startswith("HTTP") and r.clients == 20), None)
+    http20 = next((r for r in results if r.name == f"HTTP {PATH}" and r.clients == 20), None)
     if http20 is not None and http20.pct_ms(0.5) is not None:
         p50 = http20.pct_ms(0.5)
         print(f"  aim p50 < {AIM_P50_20_MS:g} ms with 20 HTTP clients: "
@@ -436,9 +450,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {exc}\n{rig.tail()}", file=sys.stderr)
             return 1
         http_scenario(rig.port, 4, 100)  # warm-up: imports, first connections, the router
-        for clients, total in ((1, max(20, args.requests // 4)), (20, args.requests)):
-            print(f"HTTP, {clients} client(s), {total} requests ...", flush=True)
-            results.append(http_scenario(rig.port, clients, total))
+        for path in (PATH, STATE_PATH):
+            for clients, total in ((1, max(20, args.requests // 4)), (20, args.requests)):
+                print(f"HTTP {path}, {clients} client(s), {total} requests ...", flush=True)
+                results.append(http_scenario(rig.port, clients, total, path))
         for clients, total in ((1, 30), (10, args.php_queries), (20, args.php_queries)):
             print(f"PHP-style polling, {clients} worker(s), {total} queries ...", flush=True)
             results.append(php_scenario(rig.queue_key, clients, total))
