@@ -89,6 +89,13 @@ class GreenConfig:
     # "cheapest" only: a cloud may cost, riding through at the minimum, this share of what a
     # restart loses (the start hold's sun); 0 = stop at once. More = fewer starts, fewer euros.
     restart_budget_share: float = 0.3
+    # A grid meter that is only in Home Assistant: its entity (instead of `command`), the URL
+    # and a file holding a long-lived token; HA's sign is + = import unless export_positive.
+    ha_grid_entity: str = ""
+    ha_solar_entity: str = ""
+    ha_export_positive: bool = False
+    ha_url: str = "http://homeassistant.local:8123"
+    ha_token_file: str = ""
 
     @property
     def watts_per_amp(self) -> float:

@@ -160,6 +160,9 @@ def _tariff_problems(cfg: Config) -> list[str]:
     t, tempo = cfg.tariff, cfg.tempo
     if cfg.green.mode not in ("", "solar", "cheapest"):
         e.append(f'green.mode = {cfg.green.mode!r}: expected "solar", "cheapest" or empty')
+    if cfg.green.ha_grid_entity and not cfg.green.ha_token_file:
+        e.append("green.ha_grid_entity needs green.ha_token_file (a long-lived access token "
+                 "made on your Home Assistant profile page)")
     if not 0 <= cfg.green.restart_budget_share <= 10:
         e.append(f"green.restart_budget_share = {cfg.green.restart_budget_share}: expected "
                  "0 (stop at once) .. 10")
