@@ -153,3 +153,24 @@ def test_web_api_on_a_real_daemon(tmp_path):
                           timeout_s=5)
         assert client.post("/api/v1/charge_goal/cancel", data="x",
                            content_type="text/plain").status_code == 400
+
+
+def test_session_energy_counts_from_plug_in_and_ends_with_the_car():
+    from TWCManager.core.sessions import SessionMeter
+    from TWCManager.twc.messages import STATE_CHARGING, STATE_READY
+    from TWCManager.twc.slave import SlaveTWC
+
+    unit = SlaveTWC(0x032E, 0x77, 2, 32.0, registered_at=0.0)
+    meter = SessionMeter()
+    unit.update_from_heartbeat(STATE_READY, 0.0, 0.0, 0.0)
+    meter.step(0.0, [unit], 690.0)
+    assert meter.session_kwh(unit) is None                  # no car
+    unit.update_from_heartbeat(STATE_CHARGING, 16.0, 16.0, 1.0)
+    for t in range(1, 3602):                                # an hour at 16 A x 690 W
+        meter.step(float(t), [unit], 690.0)
+    assert meter.session_kwh(unit) == pytest.approx(11.04, abs=0.02)
+    meter.step(3700.0, [unit], 690.0)                       # a stalled loop: at most 5 s
+    assert meter.session_kwh(unit) == pytest.approx(11.04 + 16 * 690 * 5 / 3.6e6, abs=0.02)
+    unit.update_from_heartbeat(STATE_READY, 16.0, 0.0, 3701.0)
+    meter.step(3701.0, [unit], 690.0)
+    assert meter.session_kwh(unit) is None                  # unplugged: the session ended

@@ -126,5 +126,6 @@ def _charger(unit: dict) -> dict:
         "amps_max": unit["max_amps"],
         "volts": volts,
         "lifetime_kwh": unit.get("kwh"),
+        "session_kwh": unit.get("session_kwh"),
         "seconds_since_heard": unit.get("seconds_since_heard"),
     }

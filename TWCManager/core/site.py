@@ -20,6 +20,7 @@ from typing import Callable, Protocol, Sequence
 from ..config import Config
 from . import policy
 from .goal import GoalKeeper
+from .sessions import SessionMeter
 from .green import GreenDecision, GreenParams, GreenService
 from .interfaces import NoTariff, Pricing, SiteReadings, Tariff
 from .settings import Settings
@@ -82,6 +83,7 @@ class Site:
         self.green_service = GreenService(green_params)
         self.green: GreenPolicy = green or self.green_service
         self.goal = GoalKeeper()
+        self.sessions = SessionMeter()
         self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self._policy_clock = policy.Clock()
         self._pool_log_key: tuple | None = None
@@ -92,6 +94,7 @@ class Site:
         changes = self._policy_clock.tick(self.settings, when)
         wpa = watts_per_amp(units) or self.green_service.tracker.params.watts_per_amp
         car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
+        self.sessions.step(now, units, wpa)
         goal, goal_changes = self.goal.step(self.settings, now, when, car_w,
                                             self.limits.wiring_max_amps_all_twcs, wpa,
                                             self.tariff.import_eur_kwh)

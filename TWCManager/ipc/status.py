@@ -86,6 +86,7 @@ def snapshot(home: Home, ctx: Context) -> dict:
             "idle": slave.idle,
             "seconds_since_heard": round(ctx.now - slave.last_heard_at, 1),
             "kwh": slave.kwh,
+            "session_kwh": home.site.sessions.session_kwh(slave),
             "volts": list(slave.volts) if slave.volts else None,
             "config_errors": list(slave.config_errors),
         } for slave in master.slaves],
