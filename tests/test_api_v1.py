@@ -12,7 +12,7 @@ from werkzeug.security import generate_password_hash
 from TWCManager.config import ConfigError, load_config
 from TWCManager.ipc_client import IpcClient
 from www import create_app, inverter
-from www.state_v1 import api_state
+from TWCManager.ipc.state_v1 import api_state
 
 from .fake_peer import status_json_one_twc
 from .test_daemon_pty import Rig, charging_unit

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from TWCManager.ipc.state_v1 import api_state
+
 from . import goal, inverter, tariff
 from .api import BadInput, json_body, json_body_optional
 from .daemon_link import DaemonUnavailable, get_status_json
-from .state_v1 import api_state
 
 bp = Blueprint("api_v1", __name__)
 

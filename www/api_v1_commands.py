@@ -10,10 +10,12 @@ import re
 
 from flask import current_app, jsonify
 
+from TWCManager.ipc.modes import mode_commands
+
 from .api import BadInput, json_body, json_body_optional
 from .api_v1 import bp
 from .daemon_link import commands
-from .legacy import mode_commands, night_window
+from .legacy import night_window
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 MAX_DURATION_S = 7 * 24 * 3600

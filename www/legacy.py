@@ -3,23 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, redirect, request
 
+from TWCManager.ipc.modes import mode_commands, night_window_of
+
 from . import security
 from .daemon_link import DaemonUnavailable, commands, get_status
 from .status import lennybo_json
 
 bp = Blueprint("legacy", __name__)
-
-# LennyBo's Boost/Eco sequence, with the schedule command separated by newlines as
-# the daemon always expected (his page sent spaces; decisions §4.12 now accepts both). His
-# night schedule is 21:00-07:00; with a tariff it is the tariff's off-peak window (issue 12).
-NIGHT_WINDOW = ("21:00", "07:00")
-
-
-def mode_commands(window: tuple[str, str] = NIGHT_WINDOW) -> tuple[str, ...]:
-    return ("setNonScheduledAmps=-1",
-            f"setScheduledAmps=16\nstartTime={window[0]}\nendTime={window[1]}\ndays=127",
-            "setResumeTrackGreenEnergyTime=-1:00")
-
 
 MODE_COMMANDS = mode_commands()
 
@@ -27,10 +17,7 @@ MODE_COMMANDS = mode_commands()
 def night_window() -> tuple[str, str]:
     from .tariff import tariff_status
 
-    tariff = tariff_status()
-    if tariff and tariff.get("offpeak_start") and tariff.get("offpeak_end"):
-        return tariff["offpeak_start"], tariff["offpeak_end"]
-    return NIGHT_WINDOW
+    return night_window_of(tariff_status())
 
 
 @bp.get("/TWCapi.php")
