@@ -34,6 +34,8 @@ need_package() {
 
 # php-cli (its sysvmsg is built in) runs the old PHP pages' IPC client.
 need_package "the PHP interop tests" "command -v php" php-cli
+# A real MQTT broker for the MQTT tests (the daemon's Home Assistant discovery).
+need_package "the MQTT tests" "command -v mosquitto || [ -x /usr/sbin/mosquitto ]" mosquitto
 # Debian's chromium + chromium-driver run the dashboard in a real browser; nothing is
 # downloaded by selenium.
 need_package "the browser test" "[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]" \

@@ -213,6 +213,19 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password_file: str = ""             # one line; empty = no password
+    client_id: str = ""                 # empty = a random one
+    prefix: str = "twcmanager"
+    discovery_prefix: str = "homeassistant"
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # empty = no log file
     level: str = "info"
@@ -237,6 +250,7 @@ class Config:
     tempo: TempoConfig = field(default_factory=TempoConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -246,7 +260,7 @@ _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
     "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "tariff": TariffConfig,
     "tempo": TempoConfig, "battery": BatteryConfig, "forecast": ForecastConfig,
-    "log": LogConfig,
+    "mqtt": MqttConfig, "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.

@@ -218,6 +218,16 @@ def _tariff_problems(cfg: Config) -> list[str]:
     for key in ("interval_s", "timeout_s"):
         if not getattr(f, key) > 0:
             e.append(f"forecast.{key} = {getattr(f, key)}: expected a positive number of seconds")
+    q = cfg.mqtt
+    if not 1 <= q.port <= 65535:
+        e.append(f"mqtt.port = {q.port}: expected a TCP port 1..65535")
+    for key in ("prefix", "discovery_prefix"):
+        value = getattr(q, key)
+        if not value or any(c in value for c in "#+ ") or value.strip("/") != value:
+            e.append(f"mqtt.{key} = {value!r}: expected a topic prefix such as \"twcmanager\" "
+                     "(no wildcards, spaces or leading/trailing slash)")
+    if not q.interval_s > 0:
+        e.append(f"mqtt.interval_s = {q.interval_s}: expected a positive number of seconds")
     if b.automate and (t.kind != "tempo" or not cfg.pi30.port):
         e.append('battery.automate = true needs a PI30 ([pi30] port) and [tariff] kind = "tempo"')
     return e

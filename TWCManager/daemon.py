@@ -18,6 +18,7 @@ from .core.interfaces import Clock, SiteMeter, SiteReadings, SystemClock
 from .core.site import SiteDriver, site_from
 from .energy import make_meter
 from .forecast import forecast_from
+from .mqtt import mqtt_from
 from .ipc import commands, server as ipc_server, wire
 from .ipc.status import Context, Home
 from .pi30.link import Pi30Link
@@ -68,6 +69,7 @@ class Daemon:
             self.plan = PlanRunner(self.tempo, spec_from(cfg), cfg.green.mode, self.inverter,
                                    automate=cfg.battery.automate, now=self.clock.now,
                                    forecast=self.forecast)
+        self.mqtt = mqtt_from(cfg, self)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
         self.ipc: ipc_server.IpcServer | None = None
@@ -131,6 +133,8 @@ class Daemon:
             self.tempo.start()
         if self.forecast:
             self.forecast.start()
+        if self.mqtt:
+            self.mqtt.start()
         if self.ipc:
             self.ipc.start()
         try:
@@ -163,6 +167,8 @@ class Daemon:
                 self.tempo.stop()
             if self.forecast:
                 self.forecast.stop()
+            if self.mqtt:
+                self.mqtt.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
