@@ -226,6 +226,12 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    file: str = ""          # empty = history.sqlite next to the settings file
+    keep_days: int = 30     # one point a minute kept this long; totals and days are kept
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # empty = no log file
     level: str = "info"
@@ -251,6 +257,7 @@ class Config:
     battery: BatteryConfig = field(default_factory=BatteryConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -260,7 +267,7 @@ _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
     "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "tariff": TariffConfig,
     "tempo": TempoConfig, "battery": BatteryConfig, "forecast": ForecastConfig,
-    "mqtt": MqttConfig, "log": LogConfig,
+    "mqtt": MqttConfig, "history": HistoryConfig, "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.
@@ -275,6 +282,12 @@ def ipc_path(cfg: Config) -> Path:
 def settings_path(cfg: Config) -> Path:
     """The settings file; TWCManagerSettings.txt next to the code by default, like the original."""
     return Path(cfg.settings.file) if cfg.settings.file else PACKAGE_DIR / SETTINGS_FILE_NAME
+
+
+def history_path(cfg: Config) -> Path:
+    """The history database; next to the settings file by default."""
+    return Path(cfg.history.file) if cfg.history.file else settings_path(cfg).with_name(
+        "history.sqlite")
 
 
 def find_config_path(cli_path: str | os.PathLike | None, environ: Mapping[str, str],

@@ -218,6 +218,8 @@ def _tariff_problems(cfg: Config) -> list[str]:
     for key in ("interval_s", "timeout_s"):
         if not getattr(f, key) > 0:
             e.append(f"forecast.{key} = {getattr(f, key)}: expected a positive number of seconds")
+    if not 1 <= cfg.history.keep_days <= 3650:
+        e.append(f"history.keep_days = {cfg.history.keep_days}: expected 1..3650 days")
     q = cfg.mqtt
     if not 1 <= q.port <= 65535:
         e.append(f"mqtt.port = {q.port}: expected a TCP port 1..65535")

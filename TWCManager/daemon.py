@@ -12,12 +12,13 @@ import queue
 from concurrent.futures import Future
 from typing import Callable
 
-from .config import Config, ipc_path, settings_path
+from .config import Config, history_path, ipc_path, settings_path
 from .core import policy
 from .core.interfaces import Clock, SiteMeter, SiteReadings, SystemClock
-from .core.site import SiteDriver, site_from
+from .core.site import SiteDriver, site_from, watts_per_amp
 from .energy import make_meter
 from .forecast import forecast_from
+from .history import EnergyRecorder, reading_time
 from .mqtt import mqtt_from
 from .ipc import commands, server as ipc_server, wire
 from .ipc.status import Context, Home
@@ -69,6 +70,7 @@ class Daemon:
             self.plan = PlanRunner(self.tempo, spec_from(cfg), cfg.green.mode, self.inverter,
                                    automate=cfg.battery.automate, now=self.clock.now,
                                    forecast=self.forecast)
+        self.history = EnergyRecorder(history_path(cfg), keep_days=cfg.history.keep_days)
         self.mqtt = mqtt_from(cfg, self)
         self.link = bus.SerialLink(cfg.twc.serial_port, cfg.twc.baud, self.inbox.put,
                                    reopen_interval_s=cfg.twc.reopen_interval_s)
@@ -127,6 +129,7 @@ class Daemon:
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
         self.meter.start()
+        self.history.start()
         if self.inverter:
             self.inverter.start()
         if self.tempo:
@@ -155,12 +158,14 @@ class Daemon:
                     except queue.Empty:
                         event = None
                 self._guarded(self._tick)
+                self._guarded(self._book_energy)
                 if self.plan:
                     self._guarded(self.plan.step, self.clock.monotonic())
         finally:
             if self.ipc:
                 self.ipc.stop()
             self.meter.stop()
+            self.history.stop()
             if self.inverter:
                 self.inverter.stop()
             if self.tempo:
@@ -181,6 +186,18 @@ class Daemon:
 
     def _tick(self) -> None:
         self.link.write(self.master.on_tick(self.clock.monotonic()))
+
+    def _book_energy(self) -> None:
+        """The meter's newest reading into the energy totals, with the cars' draw and the
+        price now (cheap: numbers in memory; the history thread writes them)."""
+        reading = self.meter.latest()
+        if not self.history.is_new(reading):
+            return
+        units = self.master.slaves
+        wpa = watts_per_amp(units) or self.cfg.green.watts_per_amp
+        car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
+        price = self.tempo.price_label(reading_time(reading)) if self.tempo else None
+        self.history.step(reading, car_w, price)
 
     def _handle(self, event: tuple) -> None:
         kind, payload, _at = event
@@ -243,6 +260,7 @@ class Daemon:
                 "inverter": self.inverter.status(now) if self.inverter else None,
                 "tariff": self.tempo.status() if self.tempo else None,
                 "plan": self.plan.status() if self.plan else None,
+                "energy": self.history.totals(),
                 "settings_file": str(self.settings_file), "save_errors": self.save_errors}
 
     def _save_settings(self, reason: str) -> None:

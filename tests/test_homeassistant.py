@@ -239,6 +239,8 @@ def test_entities_hold_the_daemons_figures(home):
     assert wait_until(lambda: ha.state("binary_sensor.twcmanager_car_charging") == "on",
                       timeout_s=60, interval_s=1), ha.output()
     assert ha.state("sensor.twcmanager_charger_state") == "charging"
+    grid = ha.attributes("sensor.twcmanager_grid_import_energy")
+    assert (grid["state_class"], grid["unit_of_measurement"]) == ("total_increasing", "kWh")
     assert number(ha.state("sensor.twcmanager_charger_amps_drawn")) > 5
     # No colour published for tomorrow: unavailable, never a made-up value.
     assert ha.state("sensor.twcmanager_tempo_tomorrow") == "unavailable"

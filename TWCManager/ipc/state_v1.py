@@ -60,6 +60,8 @@ def api_state(status: dict) -> dict:
         # What the chargers have delivered in their life: never decreasing (HA's Energy
         # dashboard); null while a charger has not said.
         "car_lifetime_kwh": _lifetime_kwh(status.get("slaves", [])),
+        # The home's totals since the history began (TWCManager.history): they only grow.
+        **{f"energy_{name}": value for name, value in (status.get("energy") or {}).items()},
         "chargers": [_charger(unit) for unit in status.get("slaves", [])],
     }
 

@@ -132,6 +132,11 @@ class TempoService:
                                       self.retry_after_s, self.interval_s, self.prices)
         return self.failures == 0
 
+    def price_label(self, when: datetime) -> tuple[str, float]:
+        """("red_peak", 0.7295): what a grid kWh bought at `when` is booked under."""
+        price, assumed, which = price_at(self.calendar.colours(), when, self.prices)
+        return f"{assumed.colour.lower()}_{which}", price
+
     # ------------------------------------------------------------------ status
 
     def status(self, now: datetime | None = None) -> dict:
