@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--green-command", help="command that prints the grid watts")
     parser.add_argument("--demo", action="store_true",
                         help="run against a simulated TWC with a charging car (no hardware)")
+    parser.add_argument("--host", help="with --demo: the address its web page listens on "
+                        "(default 127.0.0.1; 0.0.0.0 = reachable from other machines)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         help="console and file log level (debug shows the SHB lines)")
     return parser.parse_args(argv)
@@ -38,12 +40,16 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.host and not args.demo:
+        print("TWCManager: --host is for --demo; the web app has its own ([web] host)",
+              file=sys.stderr)
+        return 2
     overrides = overrides_from(args)
     demo = None
     if args.demo:
         from .demo import Demo
 
-        demo = Demo()
+        demo = Demo(host=args.host or "127.0.0.1")
         overrides = {**demo.overrides(), "log.level": args.log_level or "debug", **overrides}
     try:
         cfg = find_and_load_config(args.config, overrides)

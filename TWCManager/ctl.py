@@ -1,6 +1,7 @@
 """`python -m TWCManager.ctl [--config F] [--ipc-path DIR] [--timeout S] COMMAND…`:
 send one IPC request to the running daemon, as the web pages do.
 
+`status` prints the state for a person (getStatusJson, one line per thing).
 Queries (getStatus, getLastTWCMsgResponse, dumpState, getStatusJson, getGreenStatus,
 getGreenHistory, ping=TOKEN) print the reply.
 Anything else is sent as a one-way command and prints nothing; ctl then sends a
@@ -15,11 +16,13 @@ stderr); 2 bad usage or configuration.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from .config import ConfigError, find_and_load_config, ipc_path
 from .ipc.commands import reply_mode
+from .ipc.describe import describe_status
 from .ipc_client import IpcClient, IpcError, IpcTimeout
 
 PROG = "python -m TWCManager.ctl"
@@ -28,7 +31,7 @@ PROG = "python -m TWCManager.ctl"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Send one request to the running TWCManager daemon.",
-        epilog="Examples: getStatus | dumpState | chargeNow | chargeNowCancel | "
+        epilog="Examples: status | getStatus | dumpState | chargeNow | chargeNowCancel | "
                "setNonScheduledAmps=16 | ping=hello")
     parser.add_argument("--config", help="TOML configuration file")
     parser.add_argument("--ipc-path", help="directory given to ftok() (overrides [ipc] path)")
@@ -59,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = IpcClient(ipc_path(cfg))
         mode = reply_mode(text)
-        if mode is not None:
+        if text == "status":
+            status = json.loads(client.query("getStatusJson", timeout_s=args.timeout,
+                                             packets=True))
+            print(describe_status(status))
+        elif mode is not None:
             print(client.query(text, timeout_s=args.timeout, packets=mode))
         else:
             client.command(text)

@@ -30,27 +30,48 @@ PI30_PEAK_W = 3000.0
 PI30_INTERVAL_S = 5.0   # the demo's inverter panel moves faster than the default 10 s
 
 
-def _free_port(preferred: int) -> int:
+def _free_port(preferred: int, host: str = "127.0.0.1") -> int:
     for port in (preferred, 0):
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host if host not in ("", "::") else "0.0.0.0", port))
             except OSError:
                 continue
             return s.getsockname()[1]
     raise OSError("no free TCP port on 127.0.0.1")
 
 
+def reachable_urls(host: str, port: int) -> list[str]:
+    """The page's URLs: on 127.0.0.1 only that; on 0.0.0.0 (all addresses) also this
+    machine's own addresses, as another machine would type them."""
+    if host not in ("0.0.0.0", "::", ""):
+        return [f"http://{host}:{port}/"]
+    addresses = set()
+    try:
+        addresses.update(a for a in socket.gethostbyname_ex(socket.gethostname())[2]
+                         if not a.startswith("127."))
+    except OSError:
+        pass
+    try:   # the address of the default route; a UDP "connect" sends nothing
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            addresses.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    return [f"http://127.0.0.1:{port}/"] + [f"http://{a}:{port}/" for a in sorted(addresses)]
+
+
 class Demo:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         from .sim.inverter import InverterSimulator
 
+        self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="twcmanager-demo-"))
         self.link = self.dir / "ttyTWC"
         self.pi30_link = self.dir / "ttyPI30"
         self.pi30 = None
         self.inverter = InverterSimulator(solar_w=0, grid_w=0).start()
-        self.web_port = _free_port(WEB_PORT)
+        self.web_port = _free_port(WEB_PORT, host)
         self.bus = None
         self.sun = None
         self.web: subprocess.Popen | None = None
@@ -63,7 +84,7 @@ class Demo:
                               f"--port {self.inverter.port} --json"),
             # Green tracking all day long in the demo: the simulated sun has its own clock.
             "green.start_hour": 0, "green.end_hour": 24,
-            "web.host": "127.0.0.1", "web.port": self.web_port,
+            "web.host": self.host, "web.port": self.web_port,
             "pi30.port": str(self.pi30_link), "pi30.interval_s": PI30_INTERVAL_S,
         }
 
@@ -83,16 +104,18 @@ class Demo:
         self.sun.start()
         self.pi30 = _start_pi30(self.pi30_link)
         self.web = subprocess.Popen(
-            [sys.executable, "-m", "www", "--ipc-path", str(self.dir), "--host", "127.0.0.1",
+            [sys.executable, "-m", "www", "--ipc-path", str(self.dir), "--host", self.host,
              "--port", str(self.web_port)] + (["--config", str(cfg.source)] if cfg.source else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log.info("Demo: simulated TWC 032E (protocol 2, 32 A) with a car on %s; simulated "
                  "SolarEdge inverter on 127.0.0.1:%d (9 kWp, sun from %02d:00); tracking green "
                  "energy; simulated PI30 battery inverter (5 kWh at %.0f %%, SBU) on %s. "
-                 "Web page: http://127.0.0.1:%d/ . The car starts once the surplus has "
+                 "Web page: %s . The car starts once the surplus has "
                  "lasted the start delay and the 60 s start hold has passed. Ctrl-C stops.",
                  self.link, self.inverter.port, int(SUN_START_H), PI30_SOC_PCT, self.pi30_link,
-                 self.web_port)
+                 " or ".join(reachable_urls(self.host, self.web_port)))
+        log.info("Demo: its IPC queue is the ftok of %s: python -m TWCManager.ctl --ipc-path %s "
+                 "status", self.dir, self.dir)
 
     def close(self) -> None:
         if self.web is not None and self.web.poll() is None:

@@ -233,3 +233,20 @@ def test_a_missing_or_empty_token_file_stops_the_web_app(tmp_path, daemon, conte
     config = tmp_path / "twc.toml"
     config.write_text(f'[web]\napi_token_file = "{token_file}"\n[ipc]\npath = "{daemon.path}"\n')
     assert main(["--config", str(config)]) == 2
+
+
+def test_status_for_a_person_says_unknown_and_stale_not_zero():
+    from TWCManager.ipc.describe import describe_status
+
+    status = status_json_one_twc()
+    status["inverter"] = INVERTER_OK
+    text = describe_status(status)
+    assert "Charger 032E: charging, 15.50 A drawn of 16 A offered, 231/229/230 V, 1234 kWh" in text
+    assert "Inverter: battery 66 %, 52.40 V, discharging 120 W; PV 1.50 kW, load 500 W" in text
+    status["inverter"] = {"state": "stale", "last_update_at": None,
+                          "last_error": "no answer within 3 s"}
+    status["green"] = {"state": "stale", "last_reading_at": None, "last_error": "exit status 1"}
+    text = describe_status(status)
+    assert "Inverter: no answer since never (no answer within 3 s)" in text
+    assert "Sun: no valid reading since never (exit status 1)" in text
+    assert " 0 W" not in text

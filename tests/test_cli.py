@@ -57,6 +57,11 @@ def test_demo_runs_the_daemon_against_a_simulated_twc_and_pi30():
                           timeout_s=20), out.text()
         # The second seed's inverter is polled too: its state reaches the web app's API.
         port = int(re.search(r"Web page: http://127.0.0.1:(\d+)/", out.text()).group(1))
+        # The status through the IPC path the demo prints.
+        ipc = re.search(r"ctl --ipc-path (\S+) status", out.text()).group(1)
+        ctl = subprocess.run([sys.executable, "-m", "TWCManager.ctl", "--ipc-path", ipc,
+                              "status"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert ctl.returncode == 0 and ctl.stdout.startswith("Mode: "), ctl
         assert wait_until(lambda: (inverter_state(port) or {}).get("state") == "ok",
                           timeout_s=30), out.text()
         figures = inverter_state(port)
@@ -82,6 +87,21 @@ def inverter_state(port: int) -> dict | None:
             return json.load(response)
     except OSError:
         return None
+
+
+def test_the_demo_names_the_urls_other_machines_can_open():
+    from TWCManager.demo import reachable_urls
+
+    assert reachable_urls("127.0.0.1", 8080) == ["http://127.0.0.1:8080/"]
+    urls = reachable_urls("0.0.0.0", 8080)      # no socket is bound: names only
+    assert urls[0] == "http://127.0.0.1:8080/"
+    assert all(re.fullmatch(r"http://[\d.]+:8080/", url) for url in urls)
+
+
+def test_host_without_demo_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "TWCManager", "--host", "0.0.0.0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "--host is for --demo" in proc.stderr
 
 
 def test_min_above_wiring_is_refused_at_start(tmp_path):
@@ -137,3 +157,41 @@ def test_help_lists_the_contract_flags():
     for flag in ("--config", "--serial-port", "--ipc-path", "--settings-file",
                  "--green-command", "--demo"):
         assert flag in proc.stdout
+
+
+def test_a_missing_serial_port_lists_the_ports_that_exist(tmp_path):
+    ipc_dir = free_ipc_dir(tmp_path)
+    proc = start(["--serial-port", str(tmp_path / "ttyNOPE"), "--settings-file",
+                  str(tmp_path / "s.txt"), "--ipc-path", str(ipc_dir), "--log-level", "info"])
+    out = Output(proc)
+    try:
+        assert wait_until(lambda: "cannot open" in out.text(), timeout_s=15), out.text()
+    finally:
+        stop(proc)
+        remove_queue_for(ipc_dir)
+    line = next(l for l in out.lines if "cannot open" in l)
+    assert "ttyNOPE" in line and ("serial ports here: " in line
+                                  or "no serial port is plugged in" in line), line
+
+
+def test_a_busy_web_port_is_one_clear_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(f'[ipc]\npath = "{tmp_path}"\n')
+        proc = subprocess.run([sys.executable, "-m", "www", "--config", str(config),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"www: cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_systemd_does_not_restart_a_configuration_error():
+    for unit in ("twcmanager.service", "twcmanager-web.service"):
+        text = (ROOT / "etc" / "systemd" / unit).read_text()
+        assert "Restart=always" in text and "RestartPreventExitStatus=2" in text, unit

@@ -203,6 +203,13 @@ def test_ctl_prints_status_and_runs_commands(rig, tmp_path):
     out = subprocess.run(base + ["getStatusJson"], cwd=ROOT, capture_output=True, text=True,
                          timeout=30)   # a packet-mode query
     assert out.returncode == 0 and len(json.loads(out.stdout)["slaves"]) == 2, out
+    out = subprocess.run(base + ["status"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)   # for a person
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Mode: non_scheduled — non-scheduled amps (")
+    assert sum(line.startswith("Charger ") for line in lines) == 2, out.stdout
+    assert "`" not in out.stdout and "{" not in out.stdout
 
 
 def test_a_long_request_does_not_wedge_the_daemon(rig):

@@ -54,8 +54,13 @@ def main(argv=None) -> int:
         return 2
     logging.getLogger("www").info("Serving on http://%s:%d/", cfg.web.host, cfg.web.port)
     # No form or API body here comes near 1 MiB; waitress would otherwise buffer up to 1 GiB.
-    serve(app, host=cfg.web.host, port=cfg.web.port, threads=args.threads,
-          expose_tracebacks=False, ident="TWCManager", max_request_body_size=MAX_BODY_BYTES)
+    try:
+        serve(app, host=cfg.web.host, port=cfg.web.port, threads=args.threads,
+              expose_tracebacks=False, ident="TWCManager", max_request_body_size=MAX_BODY_BYTES)
+    except OSError as exc:   # the port taken, or not allowed: one line, no traceback
+        print(f"www: cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror or exc} "
+              "(another web server on that port? set [web] port or --port)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -89,7 +89,8 @@ class SerialLink:
                 if self._stop.is_set():
                     break  # stop() closed the port under the read
                 what = f"cannot open {self.port}" if opening else "read failed"
-                self._fail(f"{what}: {self._describe(exc)}", exc)
+                hint = available_ports_hint(self.port) if opening else ""
+                self._fail(f"{what}: {self._describe(exc)}{hint}", exc)
                 self._stop.wait(self.reopen_interval_s)
 
     def _read_once(self) -> None:
@@ -161,3 +162,20 @@ class SerialLink:
                 ser.close()
             except Exception:  # noqa: BLE001 - the port is being dropped either way
                 log.debug("RS-485: error closing %s", self.port, exc_info=True)
+
+
+def available_ports_hint(port: str) -> str:
+    """For a port that does not exist: the serial ports that do (a typo, or the adapter on
+    another name), so the log says what to put in [twc] serial_port."""
+    import os
+
+    if "://" in port or os.path.exists(port):
+        return ""
+    try:
+        from serial.tools import list_ports
+
+        names = sorted(p.device for p in list_ports.comports())
+    except Exception:   # noqa: BLE001 - a hint must never break the reopen loop
+        return ""
+    return ("; serial ports here: " + ", ".join(names)) if names else \
+        "; no serial port is plugged in (is the RS-485 adapter connected?)"
