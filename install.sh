@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs TWCManager on Raspberry Pi OS Bookworm / Debian 12: one command, idempotent.
 #
-#   sudo ./install.sh                  # systemd where it runs (default), else screen
+#   sudo ./install.sh --wiring-amps 32 # set the wiring limit and start (systemd if it runs)
+#   sudo ./install.sh                  # install; a new config waits for its wiring limits
 #   sudo ./install.sh --boot screen    # the seed's way: a detached screen session from rc.local
 #   sudo ./install.sh --boot none      # install only; start it yourself
 #   ./install.sh --dest DIR            # stage everything under DIR, touch nothing else
 #   sudo ./install.sh --uninstall      # remove it (the config, settings and logs are kept)
+#
+# A first install starts the service only with --wiring-amps (the amps your breaker and cable
+# allow, for all the Wall Connectors together and for each): until the limits are set in
+# /etc/twcmanager/twcmanager.toml, it is installed and enabled but not started.
 #
 # Layout: code and its virtual environment in /opt/twcmanager, the commands `twcmanager`,
 # `twcmanager-web`, `twcmanager-ctl`, `solaredge` and `pi30` in /usr/local/bin, the config
@@ -18,6 +23,8 @@ USER_NAME=twcmanager
 BOOT=auto
 DEST=""
 UNINSTALL=0
+WIRING_AMPS=""
+FRESH_CONFIG=0
 PYTHON=${PYTHON:-python3}
 MIN_PY="3.11"
 
@@ -25,7 +32,7 @@ die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -35,11 +42,21 @@ while [ $# -gt 0 ]; do
         --dest) [ $# -ge 2 ] || die "--dest needs a directory"; DEST=$2; shift 2 ;;
         --dest=*) DEST=${1#--dest=}; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
+        --wiring-amps) [ $# -ge 2 ] || die "--wiring-amps needs a number of amps"; WIRING_AMPS=$2; shift 2 ;;
+        --wiring-amps=*) WIRING_AMPS=${1#--wiring-amps=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
 case "$BOOT" in auto|systemd|screen|none) ;; *) die "--boot must be systemd, screen or none, not '$BOOT'" ;; esac
+if [ -n "$WIRING_AMPS" ]; then
+    case "$WIRING_AMPS" in
+        *[!0-9]*) die "--wiring-amps must be a whole number of amps (6..80), not '$WIRING_AMPS'" ;;
+    esac
+    if [ "$WIRING_AMPS" -lt 6 ] || [ "$WIRING_AMPS" -gt 80 ]; then
+        die "--wiring-amps must be 6..80 (a Gen2 Wall Connector's range), not $WIRING_AMPS"
+    fi
+fi
 
 if [ -n "$DEST" ]; then
     mkdir -p "$DEST" || die "cannot create $DEST"
@@ -161,9 +178,9 @@ else
     web_port=8080
     [ "$BOOT" = systemd ] && web_port=80
     cp "$SRC/etc/twcmanager.toml" "$ETC/twcmanager.toml.new"
-    "$PYTHON" - "$ETC/twcmanager.toml.new" "$web_port" <<'EOF'
+    "$PYTHON" - "$ETC/twcmanager.toml.new" "$web_port" "$WIRING_AMPS" <<'EOF'
 import re, sys
-path, web_port = sys.argv[1], sys.argv[2]
+path, web_port, wiring_amps = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(path).read()
 def set_key(section, key, value):
     global text
@@ -175,10 +192,18 @@ set_key("twc", "serial_port", '"/dev/ttyTWC"')
 set_key("settings", "file", '"/var/lib/twcmanager/TWCManagerSettings.txt"')
 set_key("log", "file", '"/var/log/twcmanager/twcmanager.log"')
 set_key("web", "port", web_port)
+if wiring_amps:
+    set_key("twc", "wiring_max_amps_all_twcs", wiring_amps)
+    set_key("twc", "wiring_max_amps_per_twc", wiring_amps)
 open(path, "w").write(text)
 EOF
     mv "$ETC/twcmanager.toml.new" "$ETC/twcmanager.toml"
-    say "wrote $ETC/twcmanager.toml (edit the wiring limits before the first start)"
+    FRESH_CONFIG=1
+    if [ -n "$WIRING_AMPS" ]; then
+        say "wrote $ETC/twcmanager.toml with a wiring limit of $WIRING_AMPS A"
+    else
+        say "wrote $ETC/twcmanager.toml"
+    fi
 fi
 
 # ------------------------------------------------------------------ udev
@@ -232,7 +257,20 @@ if command -v udevadm >/dev/null 2>&1; then
     udevadm trigger --subsystem-match=hidraw || true
 fi
 
-if [ "$BOOT" = systemd ]; then
+if [ "$FRESH_CONFIG" -eq 1 ] && [ -z "$WIRING_AMPS" ] && [ "$BOOT" != none ]; then
+    # Never drive a charger with a guessed limit: the service waits for the user's.
+    if [ "$BOOT" = systemd ]; then
+        systemctl daemon-reload
+        systemctl enable twcmanager.service twcmanager-web.service
+    fi
+    say "installed, NOT started: set [twc] wiring_max_amps_all_twcs and wiring_max_amps_per_twc"
+    say "  (the amps your breaker and cable allow) in $ETC/twcmanager.toml, then start it:"
+    if [ "$BOOT" = systemd ]; then
+        say "  sudo systemctl start twcmanager twcmanager-web"
+    else
+        say "  sudo ./install.sh --boot screen   (again; the config is kept)"
+    fi
+elif [ "$BOOT" = systemd ]; then
     systemctl daemon-reload
     systemctl enable twcmanager.service twcmanager-web.service
     systemctl restart twcmanager.service twcmanager-web.service

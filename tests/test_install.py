@@ -20,7 +20,7 @@ def install(dest: Path, *args: str, timeout_s: float = 300) -> subprocess.Comple
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     dest = tmp_path_factory.mktemp("stage")
-    first = install(dest)
+    first = install(dest, "--wiring-amps", "32")
     assert first.returncode == 0, first.stdout + first.stderr
     return dest
 
@@ -62,11 +62,13 @@ def test_staged_config_loads(staged):
 
     cfg = load_config(staged / "etc/twcmanager/twcmanager.toml")
     assert cfg.twc.serial_port == "/dev/ttyTWC" and cfg.web.port == 80
+    # --wiring-amps set both limits (without it a first install would not start).
+    assert (cfg.twc.wiring_max_amps_all_twcs, cfg.twc.wiring_max_amps_per_twc) == (32, 32)
 
 
 def test_second_run_is_idempotent_and_keeps_the_config(staged):
     config = staged / "etc/twcmanager/twcmanager.toml"
-    config.write_text(config.read_text().replace("wiring_max_amps_all_twcs = 16",
+    config.write_text(config.read_text().replace("wiring_max_amps_all_twcs = 32",
                                                  "wiring_max_amps_all_twcs = 12"))
     before = tree(staged)
     again = install(staged)
@@ -115,6 +117,9 @@ def test_refuses_bad_options_and_non_root(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "install.sh"), "--boot", "upstart"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0 and "--boot must be" in done.stderr
+    for amps in ("5", "81", "16A", "-3"):
+        done = install(tmp_path / "x", "--wiring-amps", amps, timeout_s=30)
+        assert done.returncode != 0 and "--wiring-amps must be" in done.stderr, amps
     if os.geteuid() == 0:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                "bash", str(ROOT / "install.sh")]
