@@ -226,6 +226,17 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class EcoConfig:
+    # What the Boost and Eco buttons set besides charge now (LennyBo's sequence): a night
+    # schedule at night_amps, from night_start to night_end; empty times = the tariff's
+    # off-peak window, or 21:00-07:00 without a tariff. night_charge = false: no night charge.
+    night_charge: bool = True
+    night_amps: int = 16
+    night_start: str = ""
+    night_end: str = ""
+
+
+@dataclass(frozen=True)
 class HistoryConfig:
     file: str = ""          # empty = history.sqlite next to the settings file
     keep_days: int = 30     # one point a minute kept this long; totals and days are kept
@@ -258,6 +269,7 @@ class Config:
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    eco: EcoConfig = field(default_factory=EcoConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The file this came from (None = built-in defaults); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -267,7 +279,7 @@ _SECTIONS: dict[str, type] = {
     "twc": TwcConfig, "green": GreenConfig, "ipc": IpcConfig, "settings": SettingsConfig,
     "web": WebConfig, "solaredge": SolarEdgeConfig, "pi30": Pi30Config, "tariff": TariffConfig,
     "tempo": TempoConfig, "battery": BatteryConfig, "forecast": ForecastConfig,
-    "mqtt": MqttConfig, "history": HistoryConfig, "log": LogConfig,
+    "mqtt": MqttConfig, "history": HistoryConfig, "eco": EcoConfig, "log": LogConfig,
 }
 # Path-valued keys: relative values are taken relative to the config file (or the current
 # directory for command-line overrides), so the meaning does not depend on where we were started.

@@ -218,6 +218,16 @@ def _tariff_problems(cfg: Config) -> list[str]:
     for key in ("interval_s", "timeout_s"):
         if not getattr(f, key) > 0:
             e.append(f"forecast.{key} = {getattr(f, key)}: expected a positive number of seconds")
+    eco = cfg.eco
+    if not 6 <= eco.night_amps <= 80:
+        e.append(f"eco.night_amps = {eco.night_amps}: expected 6..80 A")
+    for key in ("night_start", "night_end"):
+        value = getattr(eco, key)
+        if value and not HHMM.fullmatch(value):
+            e.append(f"eco.{key} = {value!r}: expected \"HH:MM\" or empty (the tariff's off-peak "
+                     "window)")
+    if bool(eco.night_start) != bool(eco.night_end):
+        e.append("eco.night_start and eco.night_end go together: set both, or neither")
     if not 1 <= cfg.history.keep_days <= 3650:
         e.append(f"history.keep_days = {cfg.history.keep_days}: expected 1..3650 days")
     q = cfg.mqtt

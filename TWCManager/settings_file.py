@@ -136,6 +136,15 @@ def _parse_goal_kwh(text: str) -> float:
     return value
 
 
+GREEN_MODES = ("", "solar", "cheapest")
+
+
+def _parse_green_mode(text: str) -> str:
+    if text not in GREEN_MODES:
+        raise ValueError("expected solar or cheapest")
+    return text
+
+
 def _parse_wall_time(text: str) -> float:
     value = _number(text)
     if value < 0:
@@ -160,12 +169,13 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], Callable[[object], str]]]
     "chargeGoalKwh": ("charge_goal_kwh", _parse_goal_kwh, lambda v: str(float(v))),
     "chargeGoalBy": ("charge_goal_by_at_wall", _parse_wall_time, lambda v: str(float(v))),
     "chargeGoalDoneKwh": ("charge_goal_done_kwh", _parse_goal_kwh, lambda v: str(float(v))),
+    "greenMode": ("green_mode", _parse_green_mode, str),
 }
 _ORIGINAL_ORDER = [
     "nonScheduledAmpsMax", "scheduledAmpsMax", "scheduledAmpsStartHour", "scheduledAmpsEndHour",
     "scheduledAmpsDaysBitmap", "hourResumeTrackGreenEnergy", "kWhDelivered",
     *PASSTHROUGH_DEFAULTS, "chargeNowAmps", "chargeNowTimeEnd",
-    "chargeGoalKwh", "chargeGoalBy", "chargeGoalDoneKwh",
+    "chargeGoalKwh", "chargeGoalBy", "chargeGoalDoneKwh", "greenMode",
 ]
 KNOWN_KEYS = frozenset(_ORIGINAL_ORDER)
 # Written only while a charge goal is set: a file of a user without one stays as it was.
@@ -280,6 +290,8 @@ def format_settings(settings: Settings) -> str:
     lines = []
     for key in _ORIGINAL_ORDER:
         if key in GOAL_KEYS and not settings.charge_goal_by_at_wall:
+            continue
+        if key == "greenMode" and not settings.green_mode:
             continue
         if key in _FIELDS:
             attr, parse, write = _FIELDS[key]

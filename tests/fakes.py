@@ -32,7 +32,7 @@ class PinnedGreen:
         self.amps = amps
 
     def decide(self, now, now_wall, readings, car_amps, min_amps, watts_per_amp,
-               car_reported_at=None, pricing=None, car_limit_amps=None):
+               car_reported_at=None, pricing=None, car_limit_amps=None, mode=None):
         from TWCManager.core.green import GreenDecision
 
         answer = self.amps(now, car_amps, min_amps, watts_per_amp)

@@ -79,7 +79,8 @@ def test_state_has_every_contract_key_as_numbers_with_units():
         "id": unit["twcid"], "state": unit["state"], "state_name": "charging",
         "amps_offered": unit["offered_amps"], "amps_drawn": unit["actual_amps"],
         "amps_max": unit["max_amps"], "volts": unit["volts"], "lifetime_kwh": unit["kwh"],
-        "session_kwh": unit["session_kwh"], "seconds_since_heard": unit["seconds_since_heard"]}]
+        "session_kwh": unit["session_kwh"], "offer_reason": unit["offer_reason"],
+        "seconds_since_heard": unit["seconds_since_heard"]}]
     assert state["car_w"] == round(unit["actual_amps"] * status["watts_per_amp"])
     assert state["mode"] == status["pool_source"] and state["reason"] == status["pool_reason"]
     # No tariff yet (issue 12): the Tempo keys are there, and null.

@@ -226,7 +226,7 @@ def test_the_last_will_says_offline_when_the_connection_dies(tmp_path, broker):
     bridge = MqttBridge("127.0.0.1", broker.port, topics=Topics(),
                         get_state=lambda: {"chargers": [], "inverter_state": None},
                         apply=lambda texts: None, set_inverter=None,
-                        night_window=lambda: ("22:00", "06:00"), max_amps=32, version="2",
+                        night=lambda: (), max_amps=32, version="2",
                         interval_s=0.5)
     bridge.start()
     try:

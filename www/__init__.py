@@ -39,13 +39,15 @@ def create_app(cfg: Config | None = None, peer: QueuePeer | None = None) -> Flas
     app.extensions["twc"] = {"peer": peer, "cfg": cfg, "timeout_s": cfg.web.ipc_timeout_s}
     security.install(app, cfg.web)
 
-    from . import api, api_v1, api_v1_commands, goal, inverter, legacy, pages, tariff  # noqa: F401
+    from . import (api, api_v1, api_v1_commands, goal, inverter, legacy, modes,  # noqa: F401
+                   pages, tariff)
 
     app.register_blueprint(legacy.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(inverter.bp)
     app.register_blueprint(tariff.bp)
     app.register_blueprint(goal.bp)
+    app.register_blueprint(modes.bp)
     # Before /api: its catch-all route would otherwise answer /api/v1/… with 404.
     app.register_blueprint(api_v1.bp, url_prefix="/api/v1")
     app.register_blueprint(api.bp, url_prefix="/api")

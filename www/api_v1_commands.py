@@ -10,12 +10,10 @@ import re
 
 from flask import current_app, jsonify
 
-from TWCManager.ipc.modes import mode_commands
-
 from .api import BadInput, json_body, json_body_optional
 from .api_v1 import bp
 from .daemon_link import commands
-from .legacy import night_window
+from .modes import commands_for
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 MAX_DURATION_S = 7 * 24 * 3600
@@ -55,14 +53,25 @@ def boost():
     """Charge now at the wiring maximum for 24 h, after LennyBo's Eco settings (as the
     dashboard's Boost button)."""
     json_body_optional()
-    return _done(*mode_commands(night_window()), "chargeNow")
+    return _done(*commands_for("boost"))
 
 
 @bp.post("/eco")
 def eco():
     """Green tracking by day, the night schedule by night (as the dashboard's Eco button)."""
     json_body_optional()
-    return _done(*mode_commands(night_window()), "chargeNowCancel")
+    return _done(*commands_for("eco"))
+
+
+@bp.post("/mode")
+def mode():
+    """{"mode": "boost" | "eco-solar" | "eco-cheapest" | "scheduled" | "fixed" | "off",
+    "amps": N (fixed only)}: the page's mode selector."""
+    body = json_body()
+    try:
+        return _done(*commands_for(body.get("mode"), body.get("amps")))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 @bp.post("/charge_now")

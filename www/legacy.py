@@ -3,21 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, redirect, request
 
-from TWCManager.ipc.modes import mode_commands, night_window_of
-
 from . import security
 from .daemon_link import DaemonUnavailable, commands, get_status
+from .modes import commands_for
 from .status import lennybo_json
 
 bp = Blueprint("legacy", __name__)
-
-MODE_COMMANDS = mode_commands()
-
-
-def night_window() -> tuple[str, str]:
-    from .tariff import tariff_status
-
-    return night_window_of(tariff_status())
 
 
 @bp.get("/TWCapi.php")
@@ -33,9 +24,8 @@ def twcapi():
         return response
     if args.get("Boost") == "1" or args.get("CancelBoost") == "1":
         security.refuse_cross_site()
-        last = "chargeNow" if args.get("Boost") == "1" else "chargeNowCancel"
         try:
-            commands(*mode_commands(night_window()), last)
+            commands(*commands_for("boost" if args.get("Boost") == "1" else "eco"))
         except DaemonUnavailable as exc:
             return jsonify(error="TWCManager is not responding", detail=str(exc)), 503
         return redirect("/", code=302)

@@ -101,10 +101,11 @@ class GreenTracker:
 
     def update(self, now: float, reading: MeterReading | None, car_amps: float,
                min_amps: float, watts_per_amp: float | None = None,
-               pricing: Pricing | None = None) -> GreenDecision:
+               pricing: Pricing | None = None, mode: str | None = None) -> GreenDecision:
         p = self.params
+        mode = mode or p.mode        # the page's choice, else the configuration's
         # The share of the minimum worth charging at (None: the round-1 rules).
-        share_needed = pricing.ride_share() if p.mode == "cheapest" and pricing else None
+        share_needed = pricing.ride_share() if mode == "cheapest" and pricing else None
         step_s = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0),
                                                          self.MAX_STEP_S)
         self._last_now = now
@@ -143,12 +144,14 @@ class GreenTracker:
                 below = f"{start_amps:.1f} A ({share_needed:.0%} of {min_amps:g} A: " \
                     f"less sun is not worth a grid kWh at {pricing.day_eur_kwh:.4f} €/kWh)" \
                     if share_needed is not None else f"{min_amps:g} A"
+                more_w = (start_amps - available) * wpa
                 self.last = GreenDecision(max(available, 0.0),
-                                          f"surplus {available:.1f} A is below {below}")
+                                          f"surplus {available:.1f} A is below {below}: "
+                                          f"waiting for {more_w:.0f} W more sun")
             elif share_needed is not None:
                 self.last = self._priced_shortfall(now, step_s, available, min_amps, wpa,
                                                    share_needed, pricing)
-            elif p.mode == "solar":
+            elif mode == "solar":
                 self.on = False
                 self.last = GreenDecision(max(available, 0.0), f"surplus {available:.1f} A: "
                                           "stopped (solar mode buys no grid power)")
@@ -326,6 +329,7 @@ class GreenService:
         self.reading: MeterReading | None = None
         self._recent: deque[MeterReading] = deque(maxlen=8)   # the last readings, by time
         self._car_w = 0.0
+        self._watts_per_amp = params.watts_per_amp
         self._stale_logged = False
         self._gap_limit: float | None = None
         self._gap_since = 0.0
@@ -334,16 +338,19 @@ class GreenService:
                min_amps: float, watts_per_amp: float | None,
                car_reported_at: float | None = None,
                pricing: Pricing | None = None,
-               car_limit_amps: float | None = None) -> GreenDecision:
+               car_limit_amps: float | None = None, mode: str | None = None) -> GreenDecision:
         """`car_amps`: what the units last reported drawing, at `car_reported_at` (now if
         not given); `pricing`: the tariff now (the `cheapest` flavour uses it);
-        `car_limit_amps`: the limit in force on the charging units (for the draw gap)."""
+        `car_limit_amps`: the limit in force on the charging units (for the draw gap);
+        `mode`: the page's Eco-solar / Eco-cheapest choice, if any."""
         self._measure_gap(now, car_amps, car_limit_amps)
         self.reading = readings.meter
         self.car_draw.add(now if car_reported_at is None else car_reported_at, car_amps)
         reading, car_then = self._paired(now, readings.meter, car_amps)
-        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp, pricing)
-        self._car_w = car_amps * (watts_per_amp or self.tracker.params.watts_per_amp)
+        decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp, pricing,
+                                       mode)
+        self._watts_per_amp = watts_per_amp or self.tracker.params.watts_per_amp
+        self._car_w = car_amps * self._watts_per_amp
         self.history.add(now_wall, reading if reading and decision.amps is not None else None,
                          self._car_w)
         # Before the first attempt has finished there is nothing to report yet.
@@ -389,13 +396,18 @@ class GreenService:
         green tracking is not in use) or the one the last step saw."""
         reading = reading or self.reading
         decision = self.tracker.last
+        # Figures that belong together are measured together: the house is the meter's
+        # consumption less what the cars drew when *that* reading was taken (interpolated
+        # between their reports), never less than 0 from a timing mismatch.
+        car_then = self.car_draw.around(reading.at) if reading else None
+        car_then_w = self._car_w if car_then is None else car_then * self._watts_per_amp
         return {
             "grid_w": reading.grid_w if reading else None,
             "solar_w": reading.solar_w if reading else None,
-            # The meter's consumption includes the car; the house is the rest.
-            "house_w": (round(reading.house_w - self._car_w)
+            "house_w": (max(round(reading.house_w - car_then_w), 0)
                         if reading and reading.house_w is not None else None),
             "car_w": round(self._car_w),
+            "car_at_reading_w": round(car_then_w) if reading else None,
             "available_amps": (round(self.tracker.available_amps, 2)
                                if self.tracker.available_amps is not None else None),
             "green_amps": decision.amps,

@@ -223,6 +223,15 @@ def _stop_held(slave: SlaveTWC, holds: Holds, now: float, follow_sun: bool) -> b
             or now - slave.actual_changed_at < holds.start_stop_s)
 
 
+def _stop_hold_reason(slave: SlaveTWC, holds: Holds, now: float, follow_sun: bool) -> str:
+    if slave.actual_amps < STOP_ALLOWED_AMPS:
+        return f"stop held while the car draws under {STOP_ALLOWED_AMPS:g} A (it may be starting)"
+    since = (now - max(slave.offer_started_at, slave.actual_rose_at) if follow_sun
+             else now - max(slave.offer_changed_at, slave.actual_changed_at))
+    return (f"stop held: {max(holds.start_stop_s - since, 0):.0f} s left at the minimum (no "
+            "stop within a minute of a start or a rising draw)")
+
+
 def _wanted(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
             limits: Limits, holds: Holds, now: float, follow_sun: bool) -> tuple[float, str]:
     offered = slave.offered_amps
@@ -247,12 +256,13 @@ def _wanted(slave: SlaveTWC, others: list[SlaveTWC], pool_amps: float,
         # fair share: desired is then at least the fair share.
         desired, reason = 0, "pool below minimum"
         if offered > 0 and _stop_held(slave, holds, now, follow_sun):
-            return min_to_offer, "stop held"
+            return min_to_offer, _stop_hold_reason(slave, holds, now, follow_sun)
         return desired, reason
 
     desired = float(int(desired))  # whole amps: fractions lock cars at ~5 A (§6.6)
     if offered == 0 and since_offer < holds.start_stop_s:
-        return 0, "start held"
+        return 0, (f"start held: {holds.start_stop_s - since_offer:.0f} s left (no start "
+                   "within a minute of a stop: the Gen2 relay)")
 
     spike = slave.spike_amps
     raising_below_spike = offered < desired < spike

@@ -32,6 +32,8 @@ class Settings:
     charge_goal_kwh: float = 0.0
     charge_goal_by_at_wall: float = 0.0     # unix seconds, 0 = no goal
     charge_goal_done_kwh: float = 0.0
+    # The page's Eco-solar / Eco-cheapest choice; "" = [green] mode of the configuration.
+    green_mode: str = ""
     # Every other key=value line (car API tokens, home position, unknown keys), in file order.
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -36,7 +36,8 @@ class GreenPolicy(Protocol):
                min_amps: float, watts_per_amp: float | None,
                car_reported_at: float | None = None,
                pricing: Pricing | None = None,
-               car_limit_amps: float | None = None) -> GreenDecision: ...
+               car_limit_amps: float | None = None,
+               mode: str | None = None) -> GreenDecision: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Site:
         self.green: GreenPolicy = green or self.green_service
         self.goal = GoalKeeper()
         self.sessions = SessionMeter()
+        self.last_offers: dict[str, policy.Offer] = {}
         self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self._policy_clock = policy.Clock()
         self._pool_log_key: tuple | None = None
@@ -112,7 +114,8 @@ class Site:
                                          watts_per_amp(units), car_reported_at,
                                          self.tariff.pricing(when),
                                          sum(u.reported_limit_amps for u in units
-                                             if u.is_charging))
+                                             if u.is_charging),
+                                         self.settings.green_mode or None)
             green, green_reason = decision.amps, decision.reason
         pool = policy.choose_pool(self.settings, when, green, self.limits, self.green_hours,
                                   green_reason, goal)
@@ -127,8 +130,10 @@ class Site:
     def offer(self, unit: SlaveTWC, others: list[SlaveTWC], now: float,
               reserved_amps: float = 0.0) -> policy.Offer:
         """The whole amps to offer `unit` now under the last pool, the holds and the wiring."""
-        return policy.offer_for(unit, others, self.pool.amps, self.limits, self.holds, now,
-                                reserved_amps, follow_sun=self.pool.source == policy.GREEN)
+        offer = policy.offer_for(unit, others, self.pool.amps, self.limits, self.holds, now,
+                                 reserved_amps, follow_sun=self.pool.source == policy.GREEN)
+        self.last_offers[unit.id_hex] = offer      # its reason is the page's "why"
+        return offer
 
     def green_active(self, when: datetime) -> bool:
         """Is green tracking what sets the pool now (the meter may then be read faster)?"""

@@ -165,6 +165,15 @@ def _charge_goal_cancel(arg: str, home: Home, ctx: Context) -> Reply:
     return _changed(home, ctx, "chargeGoalCancel")
 
 
+def _set_green_mode(arg: str, home: Home, ctx: Context) -> Reply:
+    """`setGreenMode=solar|cheapest|default` (the page's Eco choice; default = the config's)."""
+    mode = arg.strip().lower()
+    if mode not in ("solar", "cheapest", "default"):
+        raise BadRequest(f"setGreenMode: {mode[:20]!r}: expected solar, cheapest or default")
+    home.settings.green_mode = "" if mode == "default" else mode
+    return _changed(home, ctx, f"setGreenMode={mode}")
+
+
 def _set_non_scheduled(arg: str, home: Home, ctx: Context) -> Reply:
     home.settings.non_scheduled_amps = _int_arg(arg, "setNonScheduledAmps", -1, 240)
     return _changed(home, ctx, f"setNonScheduledAmps={arg}")
@@ -286,6 +295,7 @@ COMMANDS: dict[str, Command] = {
     # New (issue 12): "N kWh by HH:MM" (sun first, then the cheapest grid slots).
     "setChargeGoal": Command(_set_charge_goal, arg=ARG),
     "chargeGoalCancel": Command(_charge_goal_cancel),
+    "setGreenMode": Command(_set_green_mode, arg=ARG),
     # New (issue 12): the user's colour for a Tempo day, kept apart from the sources'.
     "setTempoColour": Command(_set_tempo_colour, arg=ARG),
 }

@@ -7,10 +7,29 @@ from __future__ import annotations
 NIGHT_WINDOW = ("21:00", "07:00")
 
 
-def mode_commands(window: tuple[str, str] = NIGHT_WINDOW) -> tuple[str, ...]:
+def mode_commands(window: tuple[str, str] = NIGHT_WINDOW, amps: int = 16,
+                  night_charge: bool = True) -> tuple[str, ...]:
     return ("setNonScheduledAmps=-1",
-            f"setScheduledAmps=16\nstartTime={window[0]}\nendTime={window[1]}\ndays=127",
+            f"setScheduledAmps={amps if night_charge else -1}\nstartTime={window[0]}"
+            f"\nendTime={window[1]}\ndays=127",
             "setResumeTrackGreenEnergyTime=-1:00")
+
+
+def night_schedule(eco, tariff_status: dict | None) -> dict:
+    """What Boost and Eco set for the night ([eco] of the configuration): on or off, the amps,
+    the window and where it comes from."""
+    if eco.night_start:
+        window, source = (eco.night_start, eco.night_end), "configured"
+    elif tariff_status:
+        window, source = night_window_of(tariff_status), "the tariff's off-peak window"
+    else:
+        window, source = NIGHT_WINDOW, "LennyBo's default"
+    return {"on": eco.night_charge, "amps": eco.night_amps, "start": window[0],
+            "end": window[1], "source": source}
+
+
+def night_commands(schedule: dict) -> tuple[str, ...]:
+    return mode_commands((schedule["start"], schedule["end"]), schedule["amps"], schedule["on"])
 
 
 def night_window_of(tariff_status: dict | None) -> tuple[str, str]:

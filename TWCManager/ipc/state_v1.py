@@ -38,6 +38,9 @@ def api_state(status: dict) -> dict:
         "charge_now_amps": status.get("charge_now_amps"),
         "charge_now_until": status.get("charge_now_until"),
         "non_scheduled_amps": status.get("non_scheduled_amps"),
+        "green_mode": status.get("green_mode"),
+        **_mode(status),
+        "schedule": _schedule(status),
         "charging": any(unit["actual_amps"] >= 1.0 for unit in status.get("slaves", [])),
         "wiring_max_amps_all_twcs": status.get("wiring_max_amps_all_twcs"),
         "solar_w": green.get("solar_w") if sun_known else None,
@@ -69,6 +72,43 @@ def api_state(status: dict) -> dict:
 def _lifetime_kwh(units: list[dict]):
     values = [unit.get("kwh") for unit in units]
     return None if not values or None in values else sum(values)
+
+
+# The page's mode selector: its keys, and the headline for each.
+MODE_NAMES = {"boost": "Boost", "eco-solar": "Eco (sun)", "eco-cheapest": "Eco (cheapest)",
+              "scheduled": "Scheduled", "fixed": "Fixed amps", "off": "Do not charge",
+              "goal": "Charge goal"}
+
+
+def _mode(status: dict) -> dict:
+    """Which of the page's modes is in force, and its headline."""
+    source, fixed = status.get("pool_source"), status.get("non_scheduled_amps")
+    if source == "charge_now":
+        choice = "boost"
+    elif source == "goal":
+        choice = "goal"
+    elif fixed == -1:
+        choice = "eco-cheapest" if status.get("green_mode") == "cheapest" else "eco-solar"
+    elif fixed and fixed > 0:
+        choice = "fixed"
+    elif (status.get("scheduled_amps") or 0) > 0:
+        choice = "scheduled"
+    elif fixed == 0:
+        choice = "off"
+    else:
+        choice = None
+    name = MODE_NAMES.get(choice)
+    if choice == "fixed":
+        name = f"Fixed {fixed} A"
+    return {"mode_choice": choice, "mode_name": name}
+
+
+def _schedule(status: dict) -> dict | None:
+    amps = status.get("scheduled_amps")
+    if amps is None or amps <= 0:
+        return None
+    return {"amps": amps, "start": status.get("scheduled_start"),
+            "end": status.get("scheduled_end"), "days_bitmap": status.get("scheduled_days_bitmap")}
 
 
 def _not_negative(watts):
@@ -129,5 +169,6 @@ def _charger(unit: dict) -> dict:
         "volts": volts,
         "lifetime_kwh": unit.get("kwh"),
         "session_kwh": unit.get("session_kwh"),
+        "offer_reason": unit.get("offer_reason"),
         "seconds_since_heard": unit.get("seconds_since_heard"),
     }

@@ -72,6 +72,8 @@ def snapshot(home: Home, ctx: Context) -> dict:
         "scheduled_days_bitmap": s.scheduled_days_bitmap,
         "resume_green_at": hhmm(s.resume_green_min),
         "charge_goal": home.site.goal.status(s),
+        # The Eco flavour in force: the page's choice, else the configuration's.
+        "green_mode": s.green_mode or home.site.green_service.tracker.params.mode or "solar",
         "server_time": ctx.now_wall_s,
         "watts_per_amp": watts_per_amp(master.slaves),
         "slaves": [{
@@ -87,6 +89,8 @@ def snapshot(home: Home, ctx: Context) -> dict:
             "seconds_since_heard": round(ctx.now - slave.last_heard_at, 1),
             "kwh": slave.kwh,
             "session_kwh": home.site.sessions.session_kwh(slave),
+            "offer_reason": (home.site.last_offers[slave.id_hex].reason
+                             if slave.id_hex in home.site.last_offers else None),
             "volts": list(slave.volts) if slave.volts else None,
             "config_errors": list(slave.config_errors),
         } for slave in master.slaves],

@@ -9,7 +9,7 @@ def mqtt_from(cfg, daemon):
         return None
     from ..config import read_secret
     from ..ipc import commands
-    from ..ipc.modes import NIGHT_WINDOW, night_window_of
+    from ..ipc.modes import night_commands, night_schedule
     from ..ipc.state_v1 import api_state
     from ..ipc.status import snapshot
     from .bridge import MqttBridge
@@ -24,14 +24,15 @@ def mqtt_from(cfg, daemon):
         daemon.query(lambda home, now: [commands.handle_request(text, home, daemon.context(now))
                                         for text in texts])
 
-    def night_window() -> tuple[str, str]:
-        return night_window_of(daemon.tempo.status()) if daemon.tempo else NIGHT_WINDOW
+    def night() -> tuple[str, ...]:
+        return night_commands(night_schedule(cfg.eco, daemon.tempo.status()
+                                             if daemon.tempo else None))
 
     password = read_secret(m.password_file, "mqtt.password_file") if m.password_file else ""
     return MqttBridge(m.host, m.port, topics=Topics(m.prefix, m.discovery_prefix),
                       get_state=get_state, apply=apply,
                       set_inverter=daemon.inverter.request if daemon.inverter else None,
-                      night_window=night_window,
+                      night=night,
                       max_amps=int(cfg.twc.wiring_max_amps_all_twcs), version="2",
                       interval_s=m.interval_s, username=m.username, password=password,
                       client_id=m.client_id)

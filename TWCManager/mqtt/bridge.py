@@ -18,7 +18,7 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from ..ipc.modes import BOOST, ECO, mode_commands
+from ..ipc.modes import BOOST, ECO
 from .discovery import BadCommand, Topics, discovery_messages, parse_command
 
 log = logging.getLogger("TWCManager.mqtt")
@@ -31,13 +31,14 @@ class MqttBridge:
     def __init__(self, host: str, port: int, *, topics: Topics, get_state: Callable[[], dict],
                  apply: Callable[[list[str]], None],
                  set_inverter: Callable[[str, str, str], None] | None,
-                 night_window: Callable[[], tuple[str, str]], max_amps: int, version: str,
+                 night: Callable[[], tuple[str, ...]], max_amps: int, version: str,
                  interval_s: float = 10.0, username: str = "", password: str = "",
                  client_id: str = "", republish_delay_s: tuple[float, float] = (0.5, 3.0),
                  rng: Callable[[], float] = random.random) -> None:
         self.host, self.port, self.topics = host, port, topics
         self.get_state, self.apply, self.set_inverter = get_state, apply, set_inverter
-        self.night_window, self.max_amps, self.version = night_window, max_amps, version
+        # Boost/Eco's night schedule commands ([eco], the tariff's window).
+        self.night, self.max_amps, self.version = night, max_amps, version
         self.interval_s, self.republish_delay_s, self._rng = interval_s, republish_delay_s, rng
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"twcmanager-{random.getrandbits(32):08x}")
@@ -158,7 +159,7 @@ class MqttBridge:
             self.set_inverter(what, value, "MQTT")
         elif what in ("boost", "eco") or (what == "mode" and value != "Do not charge"):
             last = BOOST if what == "boost" or value == "Boost" else ECO
-            self.apply([*mode_commands(self.night_window()), last])
+            self.apply([*self.night(), last])
         elif what == "mode":
             self.apply([ECO, "setNonScheduledAmps=0"])
         elif what == "charge_now_amps":
