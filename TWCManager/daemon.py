@@ -247,7 +247,7 @@ class Daemon:
                        save_settings=self._save_settings,
                        send=lambda frame: self.link.write([frame]),
                        extra_state=self._extra_state, inverter=self.inverter, tempo=self.tempo,
-                       plan=self.plan,
+                       plan=self.plan, history=self.history,
                        green_history=lambda: list(self.site.green_service.history.samples))
 
     def green_status(self, now: float) -> dict:

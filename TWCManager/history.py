@@ -160,23 +160,40 @@ class EnergyRecorder:
 
     # ------------------------------------------------------------------ reading back
 
-    def day_totals(self, limit_days: int = 30) -> dict[str, dict[str, float]]:
-        if self.path is None:
-            return {}
-        self.flush()
-        with self._connect() as db:
-            rows = db.execute("SELECT day, name, value FROM days ORDER BY day DESC LIMIT ?",
-                              (limit_days * 20,)).fetchall()
+    # Reads merge what is stored with what waits for the next write: no write on a read, so a
+    # page asking for the chart never waits for the SD card.
+
+    def day_totals(self, since_day: str = "") -> dict[str, dict[str, float]]:
+        rows = self._read("SELECT day, name, value FROM days WHERE day >= ?", (since_day,))
         out: dict[str, dict[str, float]] = {}
         for day, name, value in rows:
-            out.setdefault(day, {})[name] = round(value, 4)
-        return out
+            out.setdefault(day, {})[name] = value
+        with self._lock:
+            pending = dict(self._days)
+        for (day, name), kwh in pending.items():
+            if day >= since_day:
+                out.setdefault(day, {})[name] = out.get(day, {}).get(name, 0.0) + kwh
+        return {day: {name: round(v, 4) for name, v in names.items()}
+                for day, names in sorted(out.items())}
 
     def minutes(self, since_wall: float) -> list[dict]:
-        if self.path is None:
+        rows = {t: values for t, *values in self._read(
+            "SELECT t, solar_w, house_w, car_w, grid_w FROM minutes WHERE t >= ?",
+            (since_wall,))}
+        with self._lock:
+            rows.update({t: list(v) for t, v in self._minutes.items() if t >= since_wall})
+        return [dict(zip(("t", "solar_w", "house_w", "car_w", "grid_w"), [t, *rows[t]]))
+                for t in sorted(rows)]
+
+    def _read(self, sql: str, args: tuple) -> list:
+        if self.path is None or not self.path.exists():
             return []
-        self.flush()
-        with self._connect() as db:
-            rows = db.execute("SELECT t, solar_w, house_w, car_w, grid_w FROM minutes "
-                              "WHERE t >= ? ORDER BY t", (since_wall,)).fetchall()
-        return [dict(zip(("t", "solar_w", "house_w", "car_w", "grid_w"), row)) for row in rows]
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2)
+            try:
+                return db.execute(sql, args).fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return []

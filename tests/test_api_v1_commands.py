@@ -79,3 +79,33 @@ def test_daemon_down_is_503(tmp_path):
         assert response.status_code == 503
     finally:
         remove_queue_for(path)
+
+
+def test_api_v1_mode_is_the_selector(client, daemon):
+    response = client.post("/api/v1/mode", json={"mode": "fixed", "amps": 12})
+    assert response.status_code == 200 and sent(daemon) == [
+        "chargeNowCancel", "setNonScheduledAmps=12"]
+    bad = client.post("/api/v1/mode", json={"mode": "fixed", "amps": 40})
+    assert bad.status_code == 400 and "6..32" in bad.get_json()["error"]
+
+
+@pytest.mark.parametrize("fields, choice, name", [
+    ({"pool_source": "charge_now", "non_scheduled_amps": -1}, "boost", "Boost"),
+    ({"pool_source": "green", "non_scheduled_amps": -1, "green_mode": "solar"}, "eco-solar",
+     "Eco (sun)"),
+    ({"pool_source": "green", "non_scheduled_amps": -1, "green_mode": "cheapest"},
+     "eco-cheapest", "Eco (cheapest)"),
+    ({"pool_source": "non_scheduled", "non_scheduled_amps": 10}, "fixed", "Fixed 10 A"),
+    ({"pool_source": "non_scheduled", "non_scheduled_amps": 0, "scheduled_amps": 16},
+     "scheduled", "Scheduled"),
+    ({"pool_source": "non_scheduled", "non_scheduled_amps": 0, "scheduled_amps": -1}, "off",
+     "Do not charge"),
+    ({"pool_source": "goal", "non_scheduled_amps": 0}, "goal", "Charge goal"),
+])
+def test_every_mode_has_its_headline(fields, choice, name):
+    from TWCManager.ipc.state_v1 import api_state
+
+    from .fake_peer import status_json_one_twc
+
+    state = api_state({**status_json_one_twc(), **fields})
+    assert (state["mode_choice"], state["mode_name"]) == (choice, name)

@@ -140,8 +140,12 @@ def test_dashboard_uses_only_local_assets_and_jquery_from_static(client):
             asset = client.get(ref)
             assert asset.status_code == 200, ref
     assert b"jQuery" in client.get(jquery[0]).data
-    for element in ('id="mode"', 'id="available"', 'id="pulling"', 'id="btnBoost"', 'id="btnEco"'):
-        assert element in html
+    for element in ('id="mode"', 'id="why"', 'id="available"', 'id="pulling"', 'id="flow"',
+                    'id="chargers"', 'action="/mode"', 'value="boost"', 'value="eco-solar"',
+                    'value="eco-cheapest"', 'value="scheduled"', 'value="fixed"', 'value="off"'):
+        assert element in html, element
+    # The page says what Boost and Eco set for the night (LennyBo's 21:00-07:00 here).
+    assert "Boost and Eco also set a night charge: 16 A from 21:00 to 07:00" in html
 
 
 def test_control_page_script_is_served_locally(client):
@@ -1005,3 +1009,49 @@ def test_dashboard_loads_the_sun_panel_from_local_files(client):
     for asset in ("vendor/uPlot-1.6.30.iife.min.js", "vendor/uPlot-1.6.30.min.css", "solar.js"):
         assert f"/static/{asset}" in html
         assert client.get(f"/static/{asset}").status_code == 200
+
+
+# ---------------------------------------------------------------- the mode selector (issue 14)
+
+NIGHT_21_07 = "setScheduledAmps=16\nstartTime=21:00\nendTime=07:00\ndays=127"
+
+
+@pytest.mark.parametrize("form, expected", [
+    ({"mode": "boost"}, BOOST_SETS + ["chargeNow"]),
+    ({"mode": "eco-solar"}, BOOST_SETS + ["chargeNowCancel", "setGreenMode=solar"]),
+    ({"mode": "eco-cheapest"}, BOOST_SETS + ["chargeNowCancel", "setGreenMode=cheapest"]),
+    ({"mode": "scheduled"}, ["chargeNowCancel", "setNonScheduledAmps=0", NIGHT_21_07]),
+    ({"mode": "fixed", "amps": "10"}, ["chargeNowCancel", "setNonScheduledAmps=10"]),
+    ({"mode": "off"}, ["chargeNowCancel", "setNonScheduledAmps=0",
+                       "setScheduledAmps=-1\nstartTime=-1:00\nendTime=-1:00\ndays=127",
+                       "chargeGoalCancel"]),
+])
+def test_the_mode_selector_sends_each_modes_commands(client, daemon, form, expected):
+    token = csrf_token(client)
+    response = client.post("/mode", data={"csrf_token": token, **form})
+    assert response.status_code == 303
+    assert sent(daemon) == expected
+
+
+def test_the_mode_selector_refuses_bad_input_and_forgery(client, daemon):
+    token = csrf_token(client)
+    assert client.post("/mode", data={"mode": "boost"}).status_code == 403
+    for form in ({"mode": "turbo"}, {"mode": "fixed", "amps": "99"},
+                 {"mode": "fixed", "amps": "x"}):
+        page = client.post("/mode", data={"csrf_token": token, **form}, follow_redirects=True)
+        assert "Mode: " in text_of(page) and "expected" in text_of(page)
+    assert sent(daemon) == []
+
+
+def test_the_night_schedule_is_configurable(daemon):
+    app = make_app(daemon, **{"eco.night_amps": 10, "eco.night_start": "23:00",
+                              "eco.night_end": "05:30"})
+    client = app.test_client()
+    assert "10 A from 23:00 to 05:30 every day (configured" in text_of(client.get("/"))
+    client.get("/TWCapi.php?Boost=1")
+    assert sent(daemon)[1] == "setScheduledAmps=10\nstartTime=23:00\nendTime=05:30\ndays=127"
+    daemon.clear()
+    off = make_app(daemon, **{"eco.night_charge": False}).test_client()
+    assert "Boost and Eco set no night charge" in text_of(off.get("/"))
+    off.get("/TWCapi.php?CancelBoost=1")
+    assert sent(daemon)[1].startswith("setScheduledAmps=-1\n")

@@ -81,6 +81,28 @@ def get_tariff_status():
     return jsonify(_json_query("getTariffStatus"))
 
 
+@bp.get("/getState")
+def get_state():
+    """/api/v1/state for the dashboard (the same JSON; basic auth like the pages, no token)."""
+    from TWCManager.ipc.state_v1 import api_state
+
+    return jsonify(api_state(get_status_json()))
+
+
+@bp.get("/getHistory")
+def get_history():
+    """One point a minute for the last `hours` (1..720, default 24) and the daily totals."""
+    from .daemon_link import query
+
+    hours = request.args.get("hours", "24")
+    if not hours.isdigit() or not 1 <= int(hours) <= 720:
+        return jsonify(error="hours must be a whole number 1..720"), 400
+    try:
+        return jsonify(json.loads(query(f"getHistory={int(hours)}")))
+    except ValueError as exc:
+        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
+
+
 @bp.get("/getChargeGoal")
 def get_charge_goal():
     """The "N kWh by HH:MM" goal: done and needed kWh, the grid windows and prices; null

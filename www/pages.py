@@ -60,10 +60,29 @@ def dashboard():
     # A shell; the numbers come from TWCapi.php?GetStatus=1 every 2 s (jQuery), the sun's
     # and the inverter's from /api/getGreenStatus and /api/getInverterStatus.
     from .inverter import choices
+    from .modes import LABELS, night
 
     forms = [("output-priority", "Output priority", choices("output-priority")),
              ("charger-priority", "Charger priority", choices("charger-priority"))]
-    return _no_cache(render_template("dashboard.html", inverter_forms=forms))
+    try:
+        schedule = night()
+    except DaemonUnavailable:
+        schedule = None
+    cfg = current_app.extensions["twc"]["cfg"]
+    return _no_cache(render_template(
+        "dashboard.html", inverter_forms=forms, modes=list(LABELS.items()),
+        night_text=night_text(schedule), wiring_amps=int(cfg.twc.wiring_max_amps_all_twcs)))
+
+
+def night_text(schedule: dict | None) -> str:
+    """What Boost and Eco set for the night, said on the page (issue 14 point 1)."""
+    if schedule is None:
+        return ""
+    if not schedule["on"]:
+        return "Boost and Eco set no night charge ([eco] night_charge = false)."
+    return (f"Boost and Eco also set a night charge: {schedule['amps']} A from "
+            f"{schedule['start']} to {schedule['end']} every day ({schedule['source']}; "
+            "[eco] in the configuration).")
 
 
 @bp.errorhandler(DaemonUnavailable)

@@ -102,6 +102,20 @@ def _get_green_history(arg: str, home: Home, ctx: Context) -> Reply:
     return Reply(json.dumps(ctx.green_history(), separators=(",", ":")), packets=True)
 
 
+def _get_history(arg: str, home: Home, ctx: Context) -> Reply:
+    """`getHistory=HOURS`: one point a minute for the last HOURS (1..720) and the daily
+    totals of the days they cover, from the history store."""
+    hours = _int_arg(arg, "getHistory", 1, 720)
+    since = ctx.now_wall_s - hours * 3600
+    history = ctx.history
+    if history is None:
+        return Reply(json.dumps({"minutes": [], "days": {}}), packets=True)
+    since_day = datetime.fromtimestamp(since).date().isoformat()
+    return Reply(json.dumps({"minutes": history.minutes(since),
+                             "days": history.day_totals(since_day)},
+                            separators=(",", ":")), packets=True)
+
+
 def _last_response(arg: str, home: Home, ctx: Context) -> Reply:
     raw = home.master.last_twc_response
     return Reply(raw.hex(" ").upper() if raw is not None else "None")
@@ -276,6 +290,7 @@ COMMANDS: dict[str, Command] = {
     "getStatusJson": Command(_get_status_json, query=True, packets=True),
     "getGreenStatus": Command(_get_green_status, query=True, packets=True),
     "getGreenHistory": Command(_get_green_history, query=True, packets=True),
+    "getHistory": Command(_get_history, arg=ARG, query=True, packets=True),
     "getInverterStatus": Command(_get_inverter_status, query=True, packets=True),
     "getTariffStatus": Command(_get_tariff_status, query=True, packets=True),
     "ping": Command(_ping, arg=ARG, query=True),

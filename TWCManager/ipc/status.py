@@ -38,6 +38,7 @@ class Context:
     inverter: object | None = None              # the PI30 poller (pi30.source), if any
     tempo: object | None = None                 # the Tempo service (tariff.service), if any
     plan: object | None = None                  # the plan runner (plan.runner), if any
+    history: object | None = None               # the energy recorder (history.py)
 
 
 def hhmm(minutes: int) -> str:

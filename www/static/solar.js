@@ -1,8 +1,9 @@
-// The sun panel: what the inverter and meter say (every 10 s) and a chart of the
-// last hours (every minute), from /api/getGreenStatus and /api/getGreenHistory.
+// The sun panel: what the meter says (every 10 s, /api/getGreenStatus), a chart of the last
+// 24 h from the history store (every minute, /api/getHistory: one point a minute, kept across
+// restarts) in 24-hour local time, and the daily totals.
 (function () {
   "use strict";
-  var STATUS_MS = 10000, HISTORY_MS = 60000;
+  var STATUS_MS = 10000, HISTORY_MS = 60000, HOUR_S = 3600;
   var chart = null;
 
   function watts(value) {
@@ -10,24 +11,27 @@
     return Math.abs(value) >= 1000 ? (value / 1000).toFixed(2) + " kW" : Math.round(value) + " W";
   }
 
+  function pad(n) { return ("0" + n).slice(-2); }
+
   function clock(unix) {
     if (!unix) { return "never"; }
     var d = new Date(unix * 1000);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
   function renderStatus(g) {
     $("#solar").prop("hidden", false);
-    $("#solarW").text(watts(g.solar_w));
-    $("#houseW").text(watts(g.house_w));
+    var stale = g.state === "stale";
+    $("#solarW").text(stale ? "–" : watts(g.solar_w));
+    $("#houseW").text(stale ? "–" : watts(g.house_w));
     $("#carW").text(watts(g.car_w));
-    $("#gridW").text(g.grid_w === null ? "–" :
-                     (g.grid_w >= 0 ? "export " : "import ") + watts(Math.abs(g.grid_w)));
+    $("#gridW").text(stale || g.grid_w === null ? "–" :
+                     (g.grid_w >= 0 ? "sent " : "bought ") + watts(Math.abs(g.grid_w)));
     $("#greenState").text(g.state).attr("data-state", g.state);
     $("#greenReason").text(g.reason || "");
     $("#greenAt").text(clock(g.last_reading_at));
     var problem = "";
-    if (g.state === "stale") {
+    if (stale) {
       problem = "No valid energy reading" + (g.failing_since ? " since " + clock(g.failing_since) : "") +
                 ": green tracking offers 0 A" + (g.last_error ? " (" + g.last_error + ")" : "");
     } else if (g.state === "failing") {
@@ -42,32 +46,78 @@
       .done(renderStatus);
   }
 
-  function series(samples, key) {
-    return samples.map(function (s) { return s[key] === null ? null : s[key] / 1000; });
+  function kw(points, key) {
+    return points.map(function (p) { return p[key] === null ? null : p[key] / 1000; });
   }
 
-  function renderHistory(samples) {
-    if (!window.uPlot || !samples.length) { return; }
-    var data = [samples.map(function (s) { return s.t; }), series(samples, "solar_w"),
-                series(samples, "house_w"), series(samples, "car_w"), series(samples, "grid_w")];
-    var width = Math.min($("#chart").width() || 360, 900);
+  // 24-hour local time; days as day/month when the chart spans more than two days.
+  function timeLabels(u, splits) {
+    var span = u.scales.x.max - u.scales.x.min;
+    return splits.map(function (v) {
+      var d = new Date(v * 1000);
+      return span > 2 * 86400 ? pad(d.getDate()) + "/" + pad(d.getMonth() + 1)
+                              : pad(d.getHours()) + ":" + pad(d.getMinutes());
+    });
+  }
+
+  function renderChart(points) {
+    if (!window.uPlot) { return; }
+    var data = [points.map(function (p) { return p.t; }), kw(points, "solar_w"),
+                kw(points, "house_w"), kw(points, "car_w"), kw(points, "grid_w")];
+    var width = Math.max(Math.min($("#chart").width() || 320, 900), 200);
+    $("#chartRange").text(points.length ? points.length + " points, one a minute, from " +
+                          clock(points[0].t).slice(0, 5) : "no points yet");
     if (chart) { chart.setData(data); chart.setSize({ width: width, height: 220 }); return; }
     chart = new uPlot({
       width: width, height: 220,
-      scales: { x: { time: true } },
-      axes: [{}, { label: "kW" }],
+      legend: { live: false },
+      scales: {
+        // One point or thirty days: at least an hour wide, at least 1 kW high.
+        x: { time: true, range: function (u, min, max) {
+          if (min === null || max - min < HOUR_S) {
+            var mid = min === null ? Date.now() / 1000 : (min + max) / 2;
+            return [mid - HOUR_S / 2, mid + HOUR_S / 2];
+          }
+          return [min, max];
+        } },
+        y: { range: function (u, min, max) {
+          if (min === null) { return [-1, 1]; }
+          return [Math.min(min, 0), Math.max(max, min + 1, 0.5)];
+        } }
+      },
+      axes: [{ values: timeLabels }, { label: "kW" }],
       series: [{}, { label: "Solar", stroke: "#f9a825", width: 2 },
-               { label: "House", stroke: "#6d4c41", width: 1 },
+               { label: "House (without the car)", stroke: "#6d4c41", width: 1 },
                { label: "Car", stroke: "#2e7d32", width: 2 },
-               { label: "Grid", stroke: "#1565c0", width: 1 }]
+               { label: "Grid (+ sent, − bought)", stroke: "#1565c0", width: 1 }]
     }, data, document.getElementById("chart"));
   }
 
-  function refreshHistory() {
-    $.ajax({ url: "/api/getGreenHistory", dataType: "json", cache: false, timeout: 5000 })
-      .always(function () { setTimeout(refreshHistory, HISTORY_MS); })
-      .done(renderHistory);
+  function renderDays(days) {
+    var table = $("#daily").empty(), names = Object.keys(days).sort().reverse();
+    if (!names.length) { return; }
+    table.append($("<tr>").append(["Day", "Sun → car", "Grid → car", "Sent", "Bought"]
+      .map(function (h) { return $("<th>").text(h); })));
+    $.each(names, function (_, day) {
+      var d = days[day], f = function (k) { return (d[k] || 0).toFixed(2) + " kWh"; };
+      table.append($("<tr>").append(
+        $("<td>").text(day.slice(8, 10) + "/" + day.slice(5, 7)),
+        $("<td>").text(f("car_sun_kwh")), $("<td>").text(f("car_grid_kwh")),
+        $("<td>").text(f("export_kwh")), $("<td>").text(f("import_kwh"))));
+    });
   }
 
-  $(function () { refreshStatus(); refreshHistory(); });
+  function refreshHistory() {
+    $.ajax({ url: "/api/getHistory?hours=24", dataType: "json", cache: false, timeout: 5000 })
+      .always(function () { setTimeout(refreshHistory, HISTORY_MS); })
+      .done(function (h) { renderChart(h.minutes); renderDays(h.days); });
+  }
+
+  $(function () {
+    refreshStatus();
+    refreshHistory();
+    $(window).on("resize", function () {
+      if (chart) { chart.setSize({ width: Math.max(Math.min($("#chart").width(), 900), 200), height: 220 }); }
+    });
+  });
 })();
