@@ -4,15 +4,17 @@ driven by selenium) on the Boost/Eco dashboard of `python -m www`, which talks t
 car charging) on a pty in this process.
 
 The scenario starts the way a user meets it: the daemon runs with no charger on the bus,
-then the unit joins and charges at the Eco level (16 A non-scheduled) before anyone touches
-the page. That wait is the daemon's 60 s start hold (the original's relay protection, not
-injectable into a subprocess), so this test takes 80-90 s.
-Then Boost raises the car's offer to the wiring maximum (32 A), Eco brings it back down
-(LennyBo's Eco sequence: from 21:00 to 07:00 his 16 A schedule, else green tracking, whose
-energy command here always fails, i.e. 0 A; both are below 32 A), and once the daemon is
-stopped the page says TWCManager is not responding.
+then the unit joins and charges at a fixed 16 A (the headline says "Mode: Fixed 16 A", and
+that button of the mode selector is pressed) before anyone touches the page. That wait is the
+daemon's 60 s start hold (the original's relay protection, not injectable into a subprocess),
+so this test takes 80-90 s.
+Then the selector's Boost raises the car's offer to the wiring maximum (32 A; the "why" line
+says until when), Eco (sun) brings it back down (LennyBo's Eco sequence: the night schedule,
+else green tracking, whose energy command here always fails, i.e. 0 A; both are below 32 A),
+and once the daemon is stopped the page says TWCManager is not responding, with no figures.
 
-The window is phone-sized (412 x 915 CSS px); screenshots go to the pytest tmp dir and, if
+The window is phone-sized (412 x 915 CSS px), and desktop-sized (1280 px) once: neither may
+scroll sideways. Screenshots go to the pytest tmp dir and, if
 $TWC_SCREENSHOT_DIR is set, there too. Every wait has a deadline, every process is
 terminated and the queue is removed.
 """
@@ -151,8 +153,11 @@ class Page:
                   if (!e) return null;
                   return {text: e.textContent.trim(), shown: !e.hidden && e.offsetParent !== null};
                 }
-                return {mode: el('mode'), available: el('available'), pulling: el('pulling'),
-                        problem: el('problem'), boost: el('btnBoost'), eco: el('btnEco'),
+                var pressed = document.querySelector('#modes button[aria-pressed="true"]');
+                return {mode: el('mode'), why: el('why'), available: el('available'),
+                        pulling: el('pulling'), problem: el('problem'),
+                        pressed: pressed ? pressed.value : null,
+                        cards: document.querySelectorAll('#chargers .card').length,
                         scrollWidth: document.documentElement.scrollWidth,
                         innerWidth: window.innerWidth};""")
         except WebDriverException:
@@ -174,6 +179,14 @@ class Page:
     def shown(self, key: str) -> bool:
         state = self.state()
         return bool(state and state.get(key) and state[key]["shown"])
+
+    def pressed(self) -> str | None:
+        state = self.state()
+        return state["pressed"] if state else None
+
+    def width(self, width: int, height: int) -> None:
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
 
     def click(self, element_id: str) -> None:
         from selenium.webdriver.common.by import By
@@ -249,10 +262,11 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
                           timeout_s=10, interval_s=0.1), (page.state(), logs())
         page.screenshot(tmp_path, "no-charger")
 
-        # The unit joins; after the 60 s start hold it charges at the Eco level.
+        # The unit joins; after the 60 s start hold it charges at the fixed 16 A.
         bus.start()
-        assert wait_until(lambda: page.problem() == "" and page.text("mode") == "Mode ECO",
+        assert wait_until(lambda: page.problem() == "" and page.text("mode") == "Mode: Fixed 16 A",
                           timeout_s=10, interval_s=0.1), (page.state(), logs())
+        assert page.pressed() == "fixed"
         assert wait_until(lambda: unit.limit_amps == ECO_AMPS and unit.actual_amps() > ECO_AMPS - 1,
                           timeout_s=100, interval_s=0.2), (unit.limit_amps, logs())
         assert wait_until(lambda: (page.amps("pulling") or 0) > ECO_AMPS - 1,
@@ -260,13 +274,13 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
         available = page.text("available")
         assert re.fullmatch(r"\d+\.\d\d A", available), available
         assert available == f"{ECO_AMPS}.00 A"
-        assert page.shown("boost") and not page.shown("eco")
-        page.screenshot(tmp_path, "eco")
+        assert page.state()["cards"] == 1
+        page.screenshot(tmp_path, "fixed")
 
         # Boost: the mode line within 5 s, then the car is offered the wiring maximum.
         clicked = time.monotonic()  # the click returns once the redirected page has loaded
-        page.click("btnBoost")
-        assert wait_until(lambda: page.text("mode") == "Mode BOOST", timeout_s=5,
+        page.click("mode-boost")
+        assert wait_until(lambda: page.text("mode") == "Mode: Boost", timeout_s=5,
                           interval_s=0.05), (page.state(), logs())
         boost_s = time.monotonic() - clicked
         assert boost_s < 5, boost_s
@@ -275,31 +289,36 @@ def test_dashboard_boost_and_eco_in_chromium_against_a_live_daemon(tmp_path):
         assert wait_until(lambda: page.amps("available") == WIRING_MAX_AMPS
                           and (page.amps("pulling") or 0) > WIRING_MAX_AMPS - 1,
                           timeout_s=15, interval_s=0.1), (page.state(), logs())
-        assert page.shown("eco") and not page.shown("boost")
+        assert page.pressed() == "boost" and "Boost 32 A until" in page.text("why")
         state = page.state()
         assert state["scrollWidth"] <= state["innerWidth"], state  # no sideways scrolling
         page.screenshot(tmp_path, "boost")
+        page.width(1280, 900)                                       # and on a desktop
+        state = page.state()
+        assert state["scrollWidth"] <= state["innerWidth"], state
+        page.screenshot(tmp_path, "boost-desktop")
+        page.width(*PHONE)
 
         # Eco: back to the Eco mode, and the offer falls back below the wiring maximum.
         clicked = time.monotonic()
-        page.click("btnEco")
-        assert wait_until(lambda: page.text("mode") == "Mode ECO", timeout_s=5,
+        page.click("mode-eco-solar")
+        assert wait_until(lambda: page.text("mode") == "Mode: Eco (sun)", timeout_s=5,
                           interval_s=0.05), (page.state(), logs())
         eco_s = time.monotonic() - clicked
         assert eco_s < 5, eco_s
         assert wait_until(lambda: unit.limit_amps < WIRING_MAX_AMPS, timeout_s=20,
                           interval_s=0.1), (unit.limit_amps, logs())
-        assert page.shown("boost") and not page.shown("eco")
+        assert page.pressed() == "eco-solar"
         assert page.severe_console_errors() == []
-        print(f"\nMode BOOST shown {boost_s:.2f} s after the click, Mode ECO {eco_s:.2f} s; "
+        print(f"\nMode Boost shown {boost_s:.2f} s after the click, Eco {eco_s:.2f} s; "
               f"Eco offer {unit.limit_amps:g} A")
 
         # The daemon stops: within the 2 s IPC timeout plus a 2 s poll the page says so.
         assert daemon.stop() == 0, logs()
         assert wait_until(lambda: page.problem() == "TWCManager not responding",
                           timeout_s=10, interval_s=0.1), (page.state(), logs())
-        assert not page.shown("boost") and not page.shown("eco")
         assert page.text("available") == "–" and page.text("pulling") == "–"  # no stale figures
+        assert page.state()["cards"] == 0
         page.screenshot(tmp_path, "not-responding")
         assert "Traceback" not in logs(), logs()
     finally:

@@ -363,6 +363,11 @@ class GreenService:
         self._stale_logged = stale
         return decision
 
+    def note_car(self, car_amps: float, watts_per_amp: float) -> None:
+        """The cars' draw now, for the status, also while green tracking is not in use."""
+        self._watts_per_amp = watts_per_amp
+        self._car_w = car_amps * watts_per_amp
+
     def _measure_gap(self, now: float, car_amps: float, limit_amps: float | None) -> None:
         """The car's own margin below its limit, once the limit has stood DRAW_SETTLE_S (a
         ramping car is not a margin); an average, as reports are noisy."""
