@@ -190,6 +190,10 @@ class Daemon:
     def _book_energy(self) -> None:
         """The meter's newest reading into the energy totals, with the cars' draw and the
         price now (cheap: numbers in memory; the history thread writes them)."""
+        ended = self.site.sessions.ended
+        if ended:
+            self.history.add_sessions(ended[:])
+            ended.clear()
         reading = self.meter.latest()
         if not self.history.is_new(reading):
             return

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS days (day TEXT NOT NULL, name TEXT NOT NULL, value RE
                                  PRIMARY KEY (day, name));
 CREATE TABLE IF NOT EXISTS minutes (t INTEGER PRIMARY KEY, solar_w REAL, house_w REAL,
                                     car_w REAL, grid_w REAL);
+CREATE TABLE IF NOT EXISTS sessions (charger TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+                                     kwh REAL NOT NULL, PRIMARY KEY (charger, start));
 """
 
 
@@ -47,6 +49,7 @@ class EnergyRecorder:
         self._lock = threading.Lock()
         self._days: dict[tuple[str, str], float] = {}
         self._minutes: dict[int, tuple] = {}
+        self._sessions: list[tuple[str, float, float, float]] = []
         self._last_reading_at: float | None = None
         self.error: str | None = None
         self._stop = threading.Event()
@@ -73,6 +76,11 @@ class EnergyRecorder:
             house = None if reading.house_w is None else max(reading.house_w - car_w, 0.0)
             self._minutes[int(reading.at_wall // 60) * 60] = (
                 reading.solar_w, house, car_w, reading.grid_w)
+
+    def add_sessions(self, ended: list[tuple[str, float, float, float]]) -> None:
+        """Charging sessions that ended: (charger id, start, end, kWh)."""
+        with self._lock:
+            self._sessions.extend(ended)
 
     def totals(self) -> dict:
         with self._lock:
@@ -126,6 +134,7 @@ class EnergyRecorder:
             totals = self.book.snapshot()
             days, self._days = self._days, {}
             minutes, self._minutes = self._minutes, {}
+            sessions, self._sessions = self._sessions, []
         try:
             db = self._connect()
             try:
@@ -137,6 +146,8 @@ class EnergyRecorder:
                         [(day, name, kwh) for (day, name), kwh in days.items()])
                     db.executemany("INSERT OR REPLACE INTO minutes VALUES (?, ?, ?, ?, ?)",
                                    [(t, *values) for t, values in minutes.items()])
+                    db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                                   sessions)
                     db.execute("DELETE FROM minutes WHERE t < ?",
                                (time.time() - self.keep_days * 86400,))
             finally:
@@ -147,6 +158,7 @@ class EnergyRecorder:
                 for key, kwh in days.items():
                     self._days[key] = self._days.get(key, 0.0) + kwh
                 self._minutes = {**minutes, **self._minutes}
+                self._sessions = sessions + self._sessions
             return
         if self.error:
             log.info("History: %s is written again", self.path)
@@ -184,6 +196,14 @@ class EnergyRecorder:
             rows.update({t: list(v) for t, v in self._minutes.items() if t >= since_wall})
         return [dict(zip(("t", "solar_w", "house_w", "car_w", "grid_w"), [t, *rows[t]]))
                 for t in sorted(rows)]
+
+    def sessions(self, since_wall: float) -> list[dict]:
+        rows = self._read("SELECT charger, start, end, kwh FROM sessions WHERE end >= ?",
+                          (since_wall,))
+        with self._lock:
+            rows = rows + [s for s in self._sessions if s[2] >= since_wall]
+        return [dict(zip(("charger", "start", "end", "kwh"), row))
+                for row in sorted(set(map(tuple, rows)), key=lambda r: r[1])]
 
     def _read(self, sql: str, args: tuple) -> list:
         if self.path is None or not self.path.exists():

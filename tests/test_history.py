@@ -126,3 +126,27 @@ def test_the_daemon_keeps_its_totals_across_a_restart(tmp_path):
     with Rig(tmp_path, [charging_unit()], green, **overrides) as rig:
         assert exported(rig) >= first                 # loaded back, never lower
         assert wait_until(lambda: exported(rig) > first, timeout_s=15)
+
+
+def test_charging_sessions_are_kept_with_their_energy(tmp_path):
+    from TWCManager.core.sessions import SessionMeter
+    from TWCManager.twc.messages import STATE_CHARGING, STATE_READY
+    from TWCManager.twc.slave import SlaveTWC
+
+    unit = SlaveTWC(0x032E, 0x77, 2, 32.0, registered_at=0.0)
+    meter = SessionMeter()
+    unit.update_from_heartbeat(STATE_CHARGING, 16.0, 16.0, 0.0)
+    for t in range(0, 1801):                     # half an hour at 16 A x 690 W
+        meter.step(float(t), [unit], 690.0, T0 + t)
+    unit.update_from_heartbeat(STATE_READY, 16.0, 0.0, 1801.0)
+    meter.step(1801.0, [unit], 690.0, T0 + 1801)
+    assert len(meter.ended) == 1
+    charger, start, end, kwh = meter.ended[0]
+    assert (charger, start, end) == ("032E", T0, T0 + 1801) and kwh == pytest.approx(5.52, 0.01)
+    recorder = EnergyRecorder(tmp_path / "history.sqlite")
+    recorder.start()
+    recorder.add_sessions(meter.ended)
+    assert recorder.sessions(T0)[0]["kwh"] == kwh          # before the write, too
+    recorder.stop()
+    again = EnergyRecorder(tmp_path / "history.sqlite")
+    assert again.sessions(T0) == [{"charger": "032E", "start": T0, "end": T0 + 1801, "kwh": kwh}]

@@ -96,7 +96,7 @@ class Site:
         changes = self._policy_clock.tick(self.settings, when)
         wpa = watts_per_amp(units) or self.green_service.tracker.params.watts_per_amp
         car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
-        self.sessions.step(now, units, wpa)
+        self.sessions.step(now, units, wpa, when.timestamp())
         self.green_service.note_car(car_w / wpa, wpa)
         goal, goal_changes = self.goal.step(self.settings, now, when, car_w,
                                             self.limits.wiring_max_amps_all_twcs, wpa,

@@ -109,10 +109,11 @@ def _get_history(arg: str, home: Home, ctx: Context) -> Reply:
     since = ctx.now_wall_s - hours * 3600
     history = ctx.history
     if history is None:
-        return Reply(json.dumps({"minutes": [], "days": {}}), packets=True)
+        return Reply(json.dumps({"minutes": [], "days": {}, "sessions": []}), packets=True)
     since_day = datetime.fromtimestamp(since).date().isoformat()
     return Reply(json.dumps({"minutes": history.minutes(since),
-                             "days": history.day_totals(since_day)},
+                             "days": history.day_totals(since_day),
+                             "sessions": history.sessions(since)},
                             separators=(",", ":")), packets=True)
 
 

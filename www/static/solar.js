@@ -107,10 +107,18 @@
     });
   }
 
+  function renderSessions(sessions) {
+    var list = $("#sessions").empty();
+    $.each((sessions || []).slice(-5).reverse(), function (_, s) {
+      list.append($("<li>").text("Session on " + s.charger + ": " + clock(s.start).slice(0, 5) +
+                                 "–" + clock(s.end).slice(0, 5) + ", " + s.kwh.toFixed(2) + " kWh"));
+    });
+  }
+
   function refreshHistory() {
     $.ajax({ url: "/api/getHistory?hours=24", dataType: "json", cache: false, timeout: 5000 })
       .always(function () { setTimeout(refreshHistory, HISTORY_MS); })
-      .done(function (h) { renderChart(h.minutes); renderDays(h.days); });
+      .done(function (h) { renderChart(h.minutes); renderDays(h.days); renderSessions(h.sessions); });
   }
 
   $(function () {
