@@ -128,18 +128,12 @@ class Daemon:
                  self.cfg.twc.serial_port, self.settings_file)
         self._running = True
         self.link.start()  # the linkready burst starts when the link is up
-        self.meter.start()
-        self.history.start()
-        if self.inverter:
-            self.inverter.start()
-        if self.tempo:
-            self.tempo.start()
-        if self.forecast:
-            self.forecast.start()
-        if self.mqtt:
-            self.mqtt.start()
-        if self.ipc:
-            self.ipc.start()
+        # The edges with a thread of their own, in start order (stopped in reverse); the IPC
+        # reader last, once everything it may ask is there.
+        services = [s for s in (self.meter, self.history, self.inverter, self.tempo,
+                                self.forecast, self.mqtt, self.ipc) if s is not None]
+        for service in services:
+            service.start()
         try:
             while self._running:
                 timeout_s = self.master.next_deadline() - self.clock.monotonic()
@@ -162,18 +156,8 @@ class Daemon:
                 if self.plan:
                     self._guarded(self.plan.step, self.clock.monotonic())
         finally:
-            if self.ipc:
-                self.ipc.stop()
-            self.meter.stop()
-            self.history.stop()
-            if self.inverter:
-                self.inverter.stop()
-            if self.tempo:
-                self.tempo.stop()
-            if self.forecast:
-                self.forecast.stop()
-            if self.mqtt:
-                self.mqtt.stop()
+            for service in reversed(services):
+                service.stop()
             self.link.stop()
             log.info("TWCManager stopped")
 
