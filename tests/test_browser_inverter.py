@@ -6,6 +6,8 @@ never zeros. At phone (412 px) and desktop (1280 px) widths, without sideways sc
 Skipped with the reason when Chromium is missing (see test_browser.py)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from TWCManager.sim import open_pty
@@ -123,6 +125,20 @@ def test_inverter_panel_and_priority_form_in_chromium(tmp_path):
                           timeout_s=15, interval_s=0.2), (tempo(driver), logs())
         assert any("RED (manual)" in text for text in panel(driver)["flash"])
         assert tempo(driver)["lastWindow"].startswith("red"), tempo(driver)  # re-planned
+
+        # The chart's axes (issue 14): one point still spans an hour; 24-hour local time for a
+        # day, day/month beyond two days; the y axis at least 1 kW high and showing 0.
+        parts = driver.execute_script("""
+            var p = window.twcChartParts, t = 1800000000;
+            var fake = function (min, max) { return {scales: {x: {min: min, max: max}}}; };
+            return {one: p.xRange(null, t, t), day: p.xRange(null, t - 86400, t),
+                    hours: p.timeLabels(fake(t - 86400, t), [t - 3600 * 13]),
+                    days: p.timeLabels(fake(t - 30 * 86400, t), [t - 86400 * 10]),
+                    flat: p.yRange(null, 2.3, 2.3), signs: p.yRange(null, -3, 4)};""")
+        assert parts["one"][1] - parts["one"][0] == 3600 and parts["day"][1] - parts["day"][0] == 86400
+        assert re.fullmatch(r"[0-2]\d:[0-5]\d", parts["hours"][0]), parts
+        assert re.fullmatch(r"[0-3]\d/[01]\d", parts["days"][0]), parts
+        assert parts["flat"] == [0, 3.3] and parts["signs"] == [-3, 4]
 
         set_width(driver, *DESKTOP)
         assert panel(driver)["overflow"] <= 0, panel(driver)

@@ -232,3 +232,18 @@ def test_a_rise_must_last_the_raise_delay_and_a_fall_is_followed_at_once():
     for t, available, amps, reason in table:
         decision = tracker.update(t, reading(available * WPA, t), 0.0, 6.0, WPA)
         assert decision.amps == pytest.approx(amps) and reason in decision.reason, (t, decision)
+
+
+def test_the_house_is_measured_with_the_cars_draw_at_the_readings_time():
+    """Figures that belong together are measured together (issue 14 point 2): the meter's
+    consumption minus what the car drew when that reading was taken, never below 0."""
+    service = GreenService(GreenParams())
+    service.car_draw.add(100.0, 0.0)             # the car off when the reading is taken...
+    service.car_draw.add(104.0, 16.0)            # ...at 16 A by the time the status is asked
+    service.note_car(16.0, WPA)
+    at_100 = Reading(-500.0, 0.0, 500.0, 100.0, 1_800_000_100.0)
+    status = service.status(at_100)
+    assert status["house_w"] == 500 and status["car_at_reading_w"] == 0
+    assert status["car_w"] == round(16 * WPA)    # the draw now, shown as such
+    later = Reading(-500.0, 0.0, 500.0, 104.0, 1_800_000_104.0)   # consumption < car: clamp
+    assert service.status(later)["house_w"] == 0

@@ -144,3 +144,17 @@ def test_watts_per_amp_from_the_units_phase_volts():
     assert watts_per_amp([three]) == 690
     assert watts_per_amp([one, three]) == (240 + 690) / 2
     assert watts_per_amp([unit(0, 0)]) is None   # nothing reported: the config's volts × phases
+
+
+def test_hold_reasons_count_down():
+    """The page's "why" (issue 14 point 3): the Gen2 holds say how long they have left."""
+    from TWCManager.core import policy
+    from TWCManager.twc.slave import SlaveTWC
+
+    limits, holds = policy.Limits(32, 32, 6), policy.Holds()
+    unit = SlaveTWC(0x032E, 0x77, 2, 32.0, registered_at=0.0)
+    unit.update_from_heartbeat(3, 0.0, 0.0, 0.0)        # registered (offer 0) at 0 s
+    offer = policy.offer_for(unit, [], 16.0, limits, holds, 25.0)
+    assert offer.amps == 0 and offer.reason.startswith("start held: 35 s left")
+    assert policy.offer_for(unit, [], 16.0, limits, holds, 50.0).reason.startswith(
+        "start held: 10 s left")

@@ -60,6 +60,24 @@
     });
   }
 
+  function xRange(u, min, max) {
+    // One point or thirty days: at least an hour wide.
+    if (min === null || max - min < HOUR_S) {
+      var mid = min === null ? Date.now() / 1000 : (min + max) / 2;
+      return [mid - HOUR_S / 2, mid + HOUR_S / 2];
+    }
+    return [min, max];
+  }
+
+  function yRange(u, min, max) {
+    // At least 1 kW high, and 0 always shown (the grid's sign).
+    if (min === null) { return [-1, 1]; }
+    return [Math.min(min, 0), Math.max(max, min + 1, 0.5)];
+  }
+
+  // For the browser test: the chart's pure parts.
+  window.twcChartParts = { timeLabels: timeLabels, xRange: xRange, yRange: yRange };
+
   function renderChart(points) {
     if (!window.uPlot) { return; }
     var data = [points.map(function (p) { return p.t; }), kw(points, "solar_w"),
@@ -71,20 +89,7 @@
     chart = new uPlot({
       width: width, height: 220,
       legend: { live: false },
-      scales: {
-        // One point or thirty days: at least an hour wide, at least 1 kW high.
-        x: { time: true, range: function (u, min, max) {
-          if (min === null || max - min < HOUR_S) {
-            var mid = min === null ? Date.now() / 1000 : (min + max) / 2;
-            return [mid - HOUR_S / 2, mid + HOUR_S / 2];
-          }
-          return [min, max];
-        } },
-        y: { range: function (u, min, max) {
-          if (min === null) { return [-1, 1]; }
-          return [Math.min(min, 0), Math.max(max, min + 1, 0.5)];
-        } }
-      },
+      scales: { x: { time: true, range: xRange }, y: { range: yRange } },
       axes: [{ values: timeLabels }, { label: "kW" }],
       series: [{}, { label: "Solar", stroke: "#f9a825", width: 2 },
                { label: "House (without the car)", stroke: "#6d4c41", width: 1 },
