@@ -230,7 +230,9 @@ def test_entities_hold_the_daemons_figures(home):
                                       ha.state("sensor.twcmanager_mode"), ha.output())
     assert ha.attributes("sensor.twcmanager_battery")["unit_of_measurement"] == "%"
     assert ha.state("sensor.twcmanager_inverter_output_priority") == "sbu"
-    assert ha.state("select.twcmanager_inverter_output_priority") == "sbu"
+    # The template select follows the sensor through an HA state-change listener.
+    assert wait_until(lambda: ha.state("select.twcmanager_inverter_output_priority") == "sbu",
+                      timeout_s=10, interval_s=0.5), ha.output()
     assert number(ha.state("sensor.twcmanager_inverter_load")) == 500
     energy = ha.attributes("sensor.twcmanager_car_energy")
     assert (energy["state_class"], energy["unit_of_measurement"], energy["device_class"]) == (

@@ -168,9 +168,12 @@ def test_home_assistant_discovery_commands_and_restarts(tmp_path, broker, pi30_s
                 return json.loads(listener.last("twcmanager/state") or "{}")
             assert wait_until(lambda: state().get("battery_soc_pct") == 66
                               and state().get("chargers"), timeout_s=15), state()
-            assert listener.last("homeassistant/select/twcmanager_pi30/output_priority/config")
-            config = json.loads(listener.last(
-                "homeassistant/sensor/twcmanager_032e/amps_drawn/config"))
+            # Discovery goes at QoS 1 and the state at QoS 0: either may arrive first.
+            charger_config = "homeassistant/sensor/twcmanager_032e/amps_drawn/config"
+            assert wait_until(lambda: listener.last(charger_config), timeout_s=10)
+            assert wait_until(lambda: listener.last(
+                "homeassistant/select/twcmanager_pi30/output_priority/config"), timeout_s=10)
+            config = json.loads(listener.last(charger_config))
             assert config["device"]["name"] == "Wall Connector 032E"
             assert wait_until(lambda: listener.last("twcmanager/charger/032E/state"),
                               timeout_s=10)
