@@ -256,6 +256,8 @@ def _get_tariff_status(arg: str, home: Home, ctx: Context) -> Reply:
     # The Tempo days, period and price, and the plan made from them (one fetch for the panel).
     status = None
     if ctx.tempo is not None:
+        if ctx.plan is not None:
+            ctx.plan.step(ctx.now)     # a colour just set is in the plan shown (cheap if not)
         status = {**ctx.tempo.status(), "plan": ctx.plan.status() if ctx.plan else None}
     return Reply(json.dumps(status, separators=(",", ":")), packets=True)
 
