@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from TWCManager.twc.messages import STATE_NAMES
 
 from . import security
-from .daemon_link import DaemonUnavailable, commands, get_status_json
+from .daemon_link import DaemonUnavailable, commands, get_status_json, query_json
 
 bp = Blueprint("api", __name__)
 
@@ -65,20 +65,20 @@ def get_status():
 @bp.get("/getGreenStatus")
 def get_green_status():
     """Grid, solar, house and car watts, the last reading's time and the source state."""
-    return jsonify(_json_query("getGreenStatus"))
+    return jsonify(query_json("getGreenStatus"))
 
 
 @bp.get("/getInverterStatus")
 def get_inverter_status():
     """The PI30's figures (none when stale), state and asked changes; null without one."""
-    return jsonify(_json_query("getInverterStatus"))
+    return jsonify(query_json("getInverterStatus"))
 
 
 @bp.get("/getTariffStatus")
 def get_tariff_status():
     """Tempo today and tomorrow (colour, source, when learnt; the assumption while unknown),
     the period and price now; null without a tariff."""
-    return jsonify(_json_query("getTariffStatus"))
+    return jsonify(query_json("getTariffStatus"))
 
 
 @bp.get("/getState")
@@ -92,15 +92,10 @@ def get_state():
 @bp.get("/getHistory")
 def get_history():
     """One point a minute for the last `hours` (1..720, default 24) and the daily totals."""
-    from .daemon_link import query
-
     hours = request.args.get("hours", "24")
     if not hours.isdigit() or not 1 <= int(hours) <= 720:
         return jsonify(error="hours must be a whole number 1..720"), 400
-    try:
-        return jsonify(json.loads(query(f"getHistory={int(hours)}")))
-    except ValueError as exc:
-        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
+    return jsonify(query_json(f"getHistory={int(hours)}"))
 
 
 @bp.get("/getChargeGoal")
@@ -113,16 +108,9 @@ def get_charge_goal():
 @bp.get("/getGreenHistory")
 def get_green_history():
     """One sample a minute for the last hours: t, solar_w, house_w, car_w, grid_w."""
-    return jsonify(_json_query("getGreenHistory"))
+    return jsonify(query_json("getGreenHistory"))
 
 
-def _json_query(text: str):
-    from .daemon_link import query
-
-    try:
-        return json.loads(query(text))
-    except ValueError as exc:
-        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
 
 
 @bp.get("/getSlaveTWCs")

@@ -52,9 +52,13 @@ def get_status() -> Status:
         raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
 
 
-def get_status_json() -> dict:
-    text = query("getStatusJson")
+def query_json(text: str):
+    """A query whose reply is JSON (getStatusJson, getTariffStatus …), decoded."""
     try:
-        return json.loads(text)
+        return json.loads(query(text))
     except ValueError as exc:
         raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
+
+
+def get_status_json() -> dict:
+    return query_json("getStatusJson")

@@ -8,7 +8,6 @@ happened instead of "sent".
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from flask import Blueprint, current_app, flash, redirect, request
 from TWCManager.pi30.inverter import SETTINGS
 
 from . import security
-from .daemon_link import DaemonUnavailable, commands, query
+from .daemon_link import DaemonUnavailable, commands, query_json
 
 bp = Blueprint("inverter", __name__)
 
@@ -44,10 +43,7 @@ def choices(what: str) -> tuple[str, ...]:
 
 def inverter_status() -> dict | None:
     """The daemon's PI30 status, or None when no inverter is configured."""
-    try:
-        return json.loads(query("getInverterStatus"))
-    except ValueError as exc:
-        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
+    return query_json("getInverterStatus")
 
 
 def change_priority(what: str, value: str) -> Outcome:

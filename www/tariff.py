@@ -3,7 +3,6 @@ and `POST /api/v1/tempo/colour` share `set_colour`. The daemon keeps the overrid
 what RTE said, so "auto" brings RTE's colour back."""
 from __future__ import annotations
 
-import json
 from datetime import date
 
 from flask import Blueprint, flash, redirect, request
@@ -11,7 +10,7 @@ from flask import Blueprint, flash, redirect, request
 from TWCManager.tariff.tempo import COLOURS
 
 from . import security
-from .daemon_link import DaemonUnavailable, commands, query
+from .daemon_link import DaemonUnavailable, commands, query_json
 
 bp = Blueprint("tariff", __name__)
 
@@ -23,10 +22,7 @@ class NoTempo(Exception):
 
 
 def tariff_status() -> dict | None:
-    try:
-        return json.loads(query("getTariffStatus"))
-    except ValueError as exc:
-        raise DaemonUnavailable(f"unexpected reply from TWCManager: {exc}") from None
+    return query_json("getTariffStatus")
 
 
 def set_colour(day_text: str, colour_text: str) -> str:
