@@ -6,16 +6,16 @@ field sends nothing) and answers with what it sent; the daemon down is a 503.
 from __future__ import annotations
 
 import math
-import re
 
 from flask import current_app, jsonify
+
+from TWCManager.config_checks import HHMM
 
 from .api import BadInput, json_body, json_body_optional
 from .api_v1 import bp
 from .daemon_link import commands
 from .modes import commands_for
 
-_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 MAX_DURATION_S = 7 * 24 * 3600
 
 
@@ -33,7 +33,7 @@ def _time(body: dict, key: str, allow_null: bool = False) -> str:
     value = body.get(key)
     if value is None and allow_null:
         return "-1:00"
-    if not isinstance(value, str) or not _HHMM.fullmatch(value):
+    if not isinstance(value, str) or not HHMM.fullmatch(value):
         raise BadInput(f"{key} must be a time \"HH:MM\" (24-hour){' or null' if allow_null else ''}"
                        f", got {value!r}")
     return value

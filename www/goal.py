@@ -4,10 +4,10 @@ grid slots, and its plan is in getStatusJson's `charge_goal`."""
 from __future__ import annotations
 
 import math
-import re
 
 from flask import Blueprint, flash, redirect, request
 
+from TWCManager.config_checks import HHMM
 from TWCManager.settings_file import GOAL_KWH_MAX
 
 from . import security
@@ -15,7 +15,6 @@ from .daemon_link import DaemonUnavailable, commands
 
 bp = Blueprint("goal", __name__)
 
-_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 def set_goal(kwh, by) -> str:
@@ -28,7 +27,7 @@ def set_goal(kwh, by) -> str:
     if isinstance(kwh, bool) or not isinstance(kwh, (int, float)) or not math.isfinite(kwh) \
             or not 0 < kwh <= GOAL_KWH_MAX:
         raise ValueError(f"kwh must be a number of kWh, 0 < kWh <= {GOAL_KWH_MAX}")
-    if not isinstance(by, str) or not _HHMM.fullmatch(by):
+    if not isinstance(by, str) or not HHMM.fullmatch(by):
         raise ValueError(f"by {by!r}: expected a time HH:MM (24-hour)")
     commands(f"setChargeGoal={kwh:g},{by}")
     return f"Charge goal: {kwh:g} kWh by {by}"

@@ -129,14 +129,10 @@ class HostCheck:
 # ------------------------------------------------------------------------ bearer token
 
 def read_token_file(path: str) -> bytes:
-    """The API token: the file's first line. ConfigError when unreadable or empty."""
-    from TWCManager.config import ConfigError
+    """The API token: the file's first line. ConfigError when unreadable, empty or short."""
+    from TWCManager.config import ConfigError, read_secret
 
-    try:
-        with open(path, "rb") as handle:
-            token = handle.read(4096).split(b"\n", 1)[0].strip()
-    except OSError as exc:
-        raise ConfigError(f"web.api_token_file: cannot read {path}: {exc.strerror}") from None
+    token = read_secret(path, "web.api_token_file").encode("utf-8")
     if len(token) < 16:
         raise ConfigError(f"web.api_token_file: {path} holds no token of 16 characters or "
                           "more; make one with: openssl rand -hex 32")
