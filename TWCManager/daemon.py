@@ -15,7 +15,7 @@ from typing import Callable
 from .config import Config, history_path, ipc_path, settings_path
 from .core import policy
 from .core.interfaces import Clock, SiteMeter, SiteReadings, SystemClock
-from .core.site import SiteDriver, site_from, watts_per_amp
+from .core.site import SiteDriver, site_from
 from .energy import make_meter
 from .forecast import forecast_from
 from .history import EnergyRecorder, reading_time
@@ -181,11 +181,8 @@ class Daemon:
         reading = self.meter.latest()
         if not self.history.is_new(reading):
             return
-        units = self.master.slaves
-        wpa = watts_per_amp(units) or self.cfg.green.watts_per_amp
-        car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
         price = self.tempo.price_label(reading_time(reading)) if self.tempo else None
-        self.history.step(reading, car_w, price)
+        self.history.step(reading, self.site.car_w, price)
 
     def _handle(self, event: tuple) -> None:
         kind, payload, _at = event

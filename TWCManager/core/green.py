@@ -349,8 +349,7 @@ class GreenService:
         reading, car_then = self._paired(now, readings.meter, car_amps)
         decision = self.tracker.update(now, reading, car_then, min_amps, watts_per_amp, pricing,
                                        mode)
-        self._watts_per_amp = watts_per_amp or self.tracker.params.watts_per_amp
-        self._car_w = car_amps * self._watts_per_amp
+        self.note_car(car_amps, watts_per_amp or self.tracker.params.watts_per_amp)
         self.history.add(now_wall, reading if reading and decision.amps is not None else None,
                          self._car_w)
         # Before the first attempt has finished there is nothing to report yet.

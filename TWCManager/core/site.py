@@ -86,6 +86,7 @@ class Site:
         self.goal = GoalKeeper()
         self.sessions = SessionMeter()
         self.last_offers: dict[str, policy.Offer] = {}
+        self.car_w = 0.0      # what the cars drew at the last step (W), for the energy book
         self.pool = policy.PoolDecision(0.0, policy.NON_SCHEDULED, "starting")
         self._policy_clock = policy.Clock()
         self._pool_log_key: tuple | None = None
@@ -95,10 +96,12 @@ class Site:
         """One decision for the whole home. `now`: monotonic seconds; `when`: local time."""
         changes = self._policy_clock.tick(self.settings, when)
         wpa = watts_per_amp(units) or self.green_service.tracker.params.watts_per_amp
-        car_w = sum(u.actual_amps for u in units if u.is_charging) * wpa
+        # The sum is as of the units' latest report (their heartbeat replies).
+        car_amps = sum(u.actual_amps for u in units if u.is_charging)
+        self.car_w = car_amps * wpa
         self.sessions.step(now, units, wpa, when.timestamp())
-        self.green_service.note_car(car_w / wpa, wpa)
-        goal, goal_changes = self.goal.step(self.settings, now, when, car_w,
+        self.green_service.note_car(car_amps, wpa)
+        goal, goal_changes = self.goal.step(self.settings, now, when, self.car_w,
                                             self.limits.wiring_max_amps_all_twcs, wpa,
                                             self.tariff.import_eur_kwh)
         changes += goal_changes
@@ -106,8 +109,6 @@ class Site:
             log.info("%s", change.capitalize())
         green, green_reason = None, "no valid energy reading"
         if self.settings.non_scheduled_amps == -1:
-            car_amps = sum(u.actual_amps for u in units if u.is_charging)
-            # The sum is as of the units' latest report (their heartbeat replies).
             car_reported_at = max((u.last_heard_at for u in units), default=now)
             floors = [u.min_amps_supported for u in units] or [6]
             min_amps = max(self.limits.min_amps_per_twc, max(floors))
