@@ -39,11 +39,12 @@ def create_app(cfg: Config | None = None, peer: QueuePeer | None = None) -> Flas
     app.extensions["twc"] = {"peer": peer, "cfg": cfg, "timeout_s": cfg.web.ipc_timeout_s}
     security.install(app, cfg.web)
 
-    from . import (api, api_v1, api_v1_commands, goal, inverter, legacy, modes,  # noqa: F401
-                   pages, tariff)
+    from . import (api, api_v1, api_v1_commands, dashboard, goal, inverter,  # noqa: F401
+                   legacy, modes, pages, tariff)
 
     app.register_blueprint(legacy.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(inverter.bp)
     app.register_blueprint(tariff.bp)
     app.register_blueprint(goal.bp)

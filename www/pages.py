@@ -1,5 +1,5 @@
-"""The pages people open: the Boost/Eco dashboard (`/`) and the original control
-page (`/index.php`, original-program.md §9.1) with its `?debugTWC=1` debug pages.
+"""The original control page (`/index.php`, original-program.md §9.1) with its `?debugTWC=1`
+debug pages (the dashboard, `/`, is www/dashboard.py).
 
 The original changed state from GET links; here every change is a POST form with a
 CSRF token, and the old links show a pre-filled form to confirm. Every field of the
@@ -53,36 +53,6 @@ DEFAULT_FCA1_EXTRA_WAIT_S = 5.0
 
 _HHMM = re.compile(r"(\d\d):(\d\d)")
 _WHITESPACE = re.compile(r"[ \r\n\t]")    # what the original stripped from hex input
-
-
-@bp.get("/")
-def dashboard():
-    # A shell; the numbers come from TWCapi.php?GetStatus=1 every 2 s (jQuery), the sun's
-    # and the inverter's from /api/getGreenStatus and /api/getInverterStatus.
-    from .inverter import choices
-    from .modes import LABELS, night
-
-    forms = [("output-priority", "Output priority", choices("output-priority")),
-             ("charger-priority", "Charger priority", choices("charger-priority"))]
-    try:
-        schedule = night()
-    except DaemonUnavailable:
-        schedule = None
-    cfg = current_app.extensions["twc"]["cfg"]
-    return _no_cache(render_template(
-        "dashboard.html", inverter_forms=forms, modes=list(LABELS.items()),
-        night_text=night_text(schedule), wiring_amps=int(cfg.twc.wiring_max_amps_all_twcs)))
-
-
-def night_text(schedule: dict | None) -> str:
-    """What Boost and Eco set for the night, said on the page (issue 14 point 1)."""
-    if schedule is None:
-        return ""
-    if not schedule["on"]:
-        return "Boost and Eco set no night charge ([eco] night_charge = false)."
-    return (f"Boost and Eco also set a night charge: {schedule['amps']} A from "
-            f"{schedule['start']} to {schedule['end']} every day ({schedule['source']}; "
-            "[eco] in the configuration).")
 
 
 @bp.errorhandler(DaemonUnavailable)
