@@ -5,16 +5,7 @@
   "use strict";
   var POLL_MS = 2000;
 
-  function watts(value) {
-    if (value === null || value === undefined) { return "–"; }
-    return Math.abs(value) >= 1000 ? (value / 1000).toFixed(2) + " kW" : Math.round(value) + " W";
-  }
-
-  function clock(unix) {
-    if (!unix) { return "never"; }
-    return new Date(unix * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit",
-                                                          second: "2-digit", hour12: false });
-  }
+  var watts = window.twcFormat.watts, clock = window.twcFormat.clock;
 
   function showProblem(text) {
     $("#problem").text(text).prop("hidden", !text);

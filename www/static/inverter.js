@@ -8,11 +8,7 @@
     return (value === null || value === undefined) ? "–" : value.toFixed(digits) + " " + unit;
   }
 
-  function clock(unix) {
-    if (!unix) { return "never"; }
-    return new Date(unix * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit",
-                                                          second: "2-digit", hour12: false });
-  }
+  var clock = window.twcFormat.clock;
 
   function flow(watts) {
     if (watts === null || watts === undefined) { return "–"; }

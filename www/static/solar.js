@@ -6,18 +6,7 @@
   var STATUS_MS = 10000, HISTORY_MS = 60000, HOUR_S = 3600;
   var chart = null;
 
-  function watts(value) {
-    if (value === null || value === undefined) { return "–"; }
-    return Math.abs(value) >= 1000 ? (value / 1000).toFixed(2) + " kW" : Math.round(value) + " W";
-  }
-
-  function pad(n) { return ("0" + n).slice(-2); }
-
-  function clock(unix) {
-    if (!unix) { return "never"; }
-    var d = new Date(unix * 1000);
-    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
-  }
+  var watts = window.twcFormat.watts, clock = window.twcFormat.clock, pad = window.twcFormat.pad;
 
   function renderStatus(g) {
     $("#solar").prop("hidden", false);
